@@ -1,0 +1,45 @@
+# segkit: every target creates the virtual environment first if it is missing.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SOURCES := segkit tests $(wildcard scripts)
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 5000
+ARGS ?=
+
+.PHONY: install train test test-all lint format ui clean
+
+install: $(STAMP)
+
+# Reinstalls only when pyproject.toml changes; the stamp is written last, so an interrupted
+# install is redone on the next call.
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "segkit needs Python >= 3.11, $(PYTHON) is " + sys.version.split()[0])'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+train: install  ## the embedded default: UNet on the built-in synthetic dataset
+	$(BIN)/python -m segkit.train $(ARGS)
+
+test: install  ## the fast suite
+	$(BIN)/python -m pytest -m "not slow and not gpu" $(ARGS)
+
+test-all: install  ## everything, `slow` included
+	$(BIN)/python -m pytest -m "not gpu" $(ARGS)
+
+lint: install
+	$(BIN)/ruff check $(SOURCES)
+	$(BIN)/ruff format --check $(SOURCES)
+
+format: install
+	$(BIN)/ruff check --fix $(SOURCES)
+	$(BIN)/ruff format $(SOURCES)
+
+ui: install  ## MLflow UI over the local store
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host $(HOST) --port $(PORT)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,125 @@
+"""MLflow tracking through an explicit client (no global active run).
+
+``make_tracker`` returns an ``MlflowTracker`` or, with ``tracking.enabled: false``, a
+``NullTracker`` that accepts the same calls and logs nothing. A run is ended FINISHED, FAILED or
+KILLED by ``Tracker.end``; ``segkit.run`` guarantees one of those on every exit path.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from segkit.errors import ConfigError
+
+# MLflow's limits: a param value is at most 6000 characters; log_batch takes up to 100 params.
+MAX_PARAM_LENGTH = 6000
+PARAMS_PER_BATCH = 100
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": "1"}``; lists become JSON, None becomes ``null``."""
+    flat: dict[str, str] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten(value, prefix=f"{name}."))
+        elif isinstance(value, (list, tuple, Mapping)):
+            flat[name] = json.dumps(value)
+        else:
+            flat[name] = "null" if value is None else str(value)
+    return flat
+
+
+class NullTracker:
+    """Tracking switched off: every call is accepted and nothing is logged."""
+
+    run_id: str | None = None
+
+    def start(self, run_name: str, params: Mapping[str, str], tags: Mapping[str, str]) -> None:
+        """Start nothing."""
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        """Log nothing."""
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        """Log nothing."""
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        """Log nothing."""
+
+    def end(self, status: str) -> None:
+        """End nothing."""
+
+
+class MlflowTracker(NullTracker):
+    """One MLflow run in the store at ``tracking.uri``, experiment ``tracking.experiment``."""
+
+    def __init__(self, cfg: DictConfig):
+        from mlflow import MlflowClient  # heavy: imported only when tracking is on
+
+        self.cfg = cfg
+        self.client = MlflowClient(tracking_uri=str(cfg.uri))
+        self.run_id = None
+
+    def _experiment_id(self) -> str:
+        name = str(self.cfg.experiment)
+        experiment = self.client.get_experiment_by_name(name)
+        if experiment is None:
+            location = self.cfg.artifact_location
+            return self.client.create_experiment(name, artifact_location=location or None)
+        if experiment.lifecycle_stage == "deleted":
+            raise ConfigError(
+                f"tracking.experiment={name!r} is deleted in {self.cfg.uri}; restore it in the "
+                "MLflow UI or choose another name"
+            )
+        return experiment.experiment_id
+
+    def start(self, run_name: str, params: Mapping[str, str], tags: Mapping[str, str]) -> None:
+        """Create the run, then log its params (in batches MLflow accepts) and tags."""
+        from mlflow.entities import Param
+
+        run = self.client.create_run(
+            self._experiment_id(), run_name=run_name, tags={**dict(self.cfg.tags), **tags}
+        )
+        self.run_id = run.info.run_id
+        items = [Param(k, v[:MAX_PARAM_LENGTH]) for k, v in params.items()]
+        for i in range(0, len(items), PARAMS_PER_BATCH):
+            self.client.log_batch(self.run_id, params=items[i : i + PARAMS_PER_BATCH])
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        """Log metric values at one step (an epoch), in a single request."""
+        import time
+
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        batch = [Metric(k, float(v), now, step) for k, v in metrics.items()]
+        self.client.log_batch(self.run_id, metrics=batch)
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        """Upload a file or a folder to the run's artifacts."""
+        path = Path(path)
+        if path.is_dir():
+            self.client.log_artifacts(self.run_id, str(path), artifact_path)
+        else:
+            self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        """Set tags on the run."""
+        for key, value in tags.items():
+            self.client.set_tag(self.run_id, key, value)
+
+    def end(self, status: str) -> None:
+        """Mark the run FINISHED, FAILED or KILLED."""
+        if self.run_id is not None:
+            self.client.set_terminated(self.run_id, status=status)
+
+
+def make_tracker(cfg: DictConfig) -> NullTracker:
+    """The tracker for the ``tracking`` config node."""
+    return MlflowTracker(cfg) if cfg.enabled else NullTracker()

@@ -1,0 +1,40 @@
+"""``python -m segkit.train``: compose the config with Hydra, train, log to MLflow.
+
+Returns the value of ``optimized_metric`` to Hydra, so sweepers can optimise it.
+"""
+
+from __future__ import annotations
+
+import os
+
+import hydra
+from omegaconf import DictConfig
+
+from segkit.cli import CONF_DIR, run_cli, user_errors_exit
+from segkit.config import register_configs
+
+# TensorFlow's C++ start-up notices (CPU features, missing CUDA) drown the run's own output;
+# errors still show. Set before TensorFlow is first imported; an explicit setting wins.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+register_configs()
+
+
+PROG = "segkit.train"
+
+
+@hydra.main(config_path=CONF_DIR, config_name="train", version_base="1.3")
+@user_errors_exit(PROG)
+def _main(cfg: DictConfig) -> float | None:
+    from segkit.run import train
+
+    results = train(cfg)
+    return results.get(str(cfg.optimized_metric))
+
+
+def main() -> None:
+    """Console entry point (``segkit-train``)."""
+    run_cli(PROG, _main)
+
+
+if __name__ == "__main__":
+    main()

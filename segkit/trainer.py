@@ -1,0 +1,193 @@
+"""How a model is fitted: precision policy, tf.distribute strategy, optimizer, losses, callbacks.
+
+Precision and distribution are config values: the dtype policy is set before the model is built
+and restored afterwards, and the model is built and compiled inside ``strategy.scope()``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+from omegaconf import DictConfig
+
+from segkit.config import option_value
+from segkit.errors import ConfigError
+from segkit.losses import SegmentationLoss
+from segkit.metrics import ConfusionMatrix, segmentation_metrics
+from segkit.paths import backup_dir, best_checkpoint
+
+# Keras log keys are `loss`, `dice`, `val_loss`, ...; segkit logs `train/loss`, `val/dice`, ...
+KERAS_PREFIXES = {"val_": "val/"}
+
+
+def logged_name(keras_key: str) -> str:
+    """The name segkit logs for a Keras log key: ``val_dice`` -> ``val/dice``, ``loss`` ->
+    ``train/loss``."""
+    for prefix, replacement in KERAS_PREFIXES.items():
+        if keras_key.startswith(prefix):
+            return replacement + keras_key[len(prefix) :]
+    if keras_key == "learning_rate":
+        return "train/lr"
+    return "train/" + keras_key
+
+
+def keras_name(logged: str) -> str:
+    """Inverse of ``logged_name`` for metrics: ``val/dice`` -> ``val_dice``."""
+    split, _, metric = logged.partition("/")
+    return metric if split == "train" else f"{split}_{metric}"
+
+
+@contextlib.contextmanager
+def precision_policy(name: str) -> Iterator[None]:
+    """Set Keras' global dtype policy for the duration of a run, then restore the previous one."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def configure_logical_cpus(count: int) -> None:
+    """Split the first CPU into ``count`` logical devices (0 = leave the device list alone).
+
+    Must run before TensorFlow initialises its devices; a process that already has exactly
+    ``count`` logical CPUs passes.
+    """
+    if count <= 0:
+        return
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    try:
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(count)]
+        )
+    except RuntimeError:
+        have = len(tf.config.list_logical_devices("CPU"))
+        if have != count:
+            raise ConfigError(
+                f"trainer.logical_cpu_devices={count}: TensorFlow already started with {have} "
+                "logical CPU devices in this process; set it before anything else runs"
+            ) from None
+
+
+def make_strategy(trainer: DictConfig) -> tf.distribute.Strategy:
+    """The tf.distribute strategy named by ``trainer.strategy``.
+
+    ``mirrored`` replicates over all GPUs, or over all logical CPU devices when there is no GPU.
+    """
+    name = option_value(trainer.strategy)
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy(devices=[d.name for d in devices])
+    raise ConfigError(f"trainer.strategy={name!r}: expected default or mirrored")
+
+
+def build_schedule(trainer: DictConfig, steps_per_epoch: int):
+    """Learning rate: a float (constant) or a cosine decay with linear warm-up, per step."""
+    opt, sched = trainer.optimizer, trainer.schedule
+    name = option_value(sched.name)
+    if name == "constant":
+        return float(opt.lr)
+    total = max(1, steps_per_epoch * int(trainer.epochs))
+    warmup = min(total - 1, steps_per_epoch * int(sched.warmup_epochs))
+    if warmup > 0:
+        return keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=float(opt.lr) * 0.01,
+            warmup_target=float(opt.lr),
+            warmup_steps=warmup,
+            decay_steps=total - warmup,
+            alpha=float(sched.min_lr_ratio),
+        )
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=float(opt.lr), decay_steps=total, alpha=float(sched.min_lr_ratio)
+    )
+
+
+def build_optimizer(trainer: DictConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    """The optimizer of ``trainer.optimizer`` with the learning-rate schedule."""
+    opt = trainer.optimizer
+    lr = build_schedule(trainer, steps_per_epoch)
+    name = option_value(opt.name)
+    decay = float(opt.weight_decay) or None
+    if name == "adam":
+        return keras.optimizers.Adam(learning_rate=lr, weight_decay=decay)
+    if name == "adamw":
+        return keras.optimizers.AdamW(learning_rate=lr, weight_decay=float(opt.weight_decay))
+    if name == "sgd":
+        return keras.optimizers.SGD(
+            learning_rate=lr, momentum=float(opt.momentum), weight_decay=decay
+        )
+    raise ConfigError(f"trainer.optimizer.name={name!r}: expected adam, adamw or sgd")
+
+
+def compile_model(
+    model: keras.Model, trainer: DictConfig, dataset: DictConfig, steps_per_epoch: int
+) -> ConfusionMatrix:
+    """Compile with the configured loss, optimizer and the confusion-matrix metrics.
+
+    Keras wraps the optimizer in a LossScaleOptimizer itself under ``mixed_float16``.
+
+    Returns:
+        The metric that holds the confusion matrix (per-class scores are read from it).
+    """
+    metrics = segmentation_metrics(int(dataset.num_classes), int(dataset.ignore_index))
+    model.compile(
+        optimizer=build_optimizer(trainer, steps_per_epoch),
+        loss=SegmentationLoss(option_value(trainer.loss), ignore_index=int(dataset.ignore_index)),
+        metrics=metrics,
+    )
+    return metrics[0]
+
+
+class MetricsLogger(keras.callbacks.Callback):
+    """Send each epoch's logs to a tracker under segkit's names (``train/loss``, ``val/dice``)."""
+
+    def __init__(self, tracker):
+        super().__init__()
+        self.tracker = tracker
+        self.history: dict[str, list[float]] = {}
+
+    def on_epoch_end(self, epoch, logs=None):
+        metrics = {logged_name(k): float(v) for k, v in (logs or {}).items()}
+        # The rate the schedule reached at the end of the epoch (Keras does not log it).
+        metrics.setdefault(
+            "train/lr", float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        )
+        for key, value in metrics.items():
+            self.history.setdefault(key, []).append(value)
+        self.tracker.log_metrics(metrics, step=epoch)
+
+
+def build_callbacks(trainer: DictConfig, output_dir: Path) -> list[keras.callbacks.Callback]:
+    """NaN guard, backup for resuming, best-model checkpoint, optional early stopping."""
+    monitor = keras_name(str(trainer.monitor))
+    mode = option_value(trainer.monitor_mode)
+    callbacks = [
+        keras.callbacks.TerminateOnNaN(),
+        keras.callbacks.BackupAndRestore(str(backup_dir(output_dir))),
+        keras.callbacks.ModelCheckpoint(
+            str(best_checkpoint(output_dir)), monitor=monitor, mode=mode, save_best_only=True
+        ),
+    ]
+    if trainer.early_stopping.patience > 0:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor=monitor,
+                mode=mode,
+                patience=int(trainer.early_stopping.patience),
+                min_delta=float(trainer.early_stopping.min_delta),
+            )
+        )
+    return callbacks
+
+
+def steps_per_epoch(num_samples: int, batch_size: int, limit: int | None) -> int:
+    """Optimizer steps in one epoch (the last incomplete batch is dropped when training)."""
+    steps = max(1, num_samples // batch_size) if num_samples >= batch_size else 1
+    return min(steps, limit) if limit else steps

@@ -1,0 +1,135 @@
+"""Config composition: every file under conf/ composes, typos and bad values are errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
+
+from helpers import REPO, compose_config, run_module
+from segkit.cli import CONF_DIR
+from segkit.config import validate
+from segkit.errors import ConfigError
+
+# Values an option needs before it composes to a complete config (no `???` left).
+REQUIRED = {"dataset/isic": ["dataset.root=/data/isic2018"]}
+
+
+def group_options() -> list[tuple[str, str]]:
+    conf = Path(CONF_DIR)
+    return sorted((p.parent.relative_to(conf).as_posix(), p.stem) for p in conf.glob("*/**/*.yaml"))
+
+
+def test_conf_has_options_in_every_group():
+    options = group_options()
+    groups = {g for g, _ in options}
+    assert len(options) > 0
+    assert {"dataset", "model", "trainer", "tracking"} <= groups
+
+
+@pytest.mark.parametrize(("group", "option"), group_options())
+def test_every_option_composes_validates_and_resolves(group, option):
+    overrides = [f"{group}={option}", "output_dir=/tmp/x", *REQUIRED.get(f"{group}/{option}", [])]
+    cfg = compose_config(overrides)
+    validate(cfg)
+    # Fully resolvable, and nothing required left unset.
+    container = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    assert container[group] is not None
+
+
+def test_default_config_is_the_synthetic_unet():
+    cfg = compose_config(["output_dir=/tmp/x"])
+    assert (cfg.dataset.name, cfg.model.name) == ("synthetic", "unet")
+    assert cfg.tracking.uri == "sqlite:///mlflow.db"
+    assert cfg.optimized_metric == "val/dice"
+
+
+@pytest.mark.parametrize("override", ["trainer.epoch=3", "model.filters=8", "tracking.urii=x"])
+def test_unknown_key_is_rejected_at_composition(override):
+    with pytest.raises(ConfigCompositionException, match=r"not in|Could not"):
+        compose_config([override])
+
+
+@pytest.mark.parametrize("override", ["+dataset.colour=1", "+trainer.optimizer.beta=0.9"])
+def test_key_added_with_plus_is_rejected_by_validation(override):
+    cfg = compose_config([override])
+    with pytest.raises(ConfigError, match="unknown config key " + override[1:].split("=")[0]):
+        validate(cfg)
+
+
+def test_free_form_tags_can_be_added():
+    validate(compose_config(["+tracking.tags.team=vision"]))
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "trainer.epochs=abc",
+        "trainer.precision=fp16",
+        "model.upsampling=nearest",
+        "trainer.loss=hinge",
+    ],
+)
+def test_wrong_type_or_choice_is_rejected_at_composition(override):
+    with pytest.raises(ConfigCompositionException):
+        compose_config([override])
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key"),
+    [
+        (["dataset.image_size=100"], "dataset.image_size"),
+        (["dataset.num_classes=1"], "dataset.num_classes"),
+        (["dataset.ignore_index=1"], "dataset.ignore_index"),
+        (["dataset.split.val=0.6", "dataset.split.test=0.5"], "dataset.split"),
+        (["trainer.monitor=train/loss"], "trainer.monitor"),
+        (["trainer.batch_size=0"], "trainer.batch_size"),
+        (["dataset.class_names=[a,b,c]"], "dataset.class_names"),
+    ],
+)
+def test_impossible_combinations_name_the_key(overrides, key):
+    cfg = compose_config(overrides)
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        validate(cfg)
+
+
+def test_typo_override_exits_nonzero_with_one_line_naming_the_key(tmp_path):
+    result = run_module("segkit.train", "trainer.epoch=3", cwd=tmp_path)
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "trainer.epoch" in lines[0] and "trainer.epochs" in lines[0]  # did-you-mean
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_bad_value_caught_by_validation_is_one_line_and_starts_no_run(tmp_path):
+    result = run_module("segkit.train", "dataset.image_size=100", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    assert "dataset.image_size=100" in result.stderr and "multiple of" in result.stderr
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_help_lists_groups_and_cfg_prints_resolved_config(tmp_path):
+    help_text = run_module("segkit.train", "--help", cwd=tmp_path)
+    assert help_text.returncode == 0
+    for line in (
+        "dataset: isic, synthetic",
+        "model: unet",
+        "trainer: default, mirrored, smoke",
+        "tracking: local, none",
+    ):
+        assert line in help_text.stdout
+    job = run_module("segkit.train", "--cfg", "job", "--resolve", "trainer.epochs=2", cwd=tmp_path)
+    assert job.returncode == 0, job.stderr
+    cfg = OmegaConf.create(job.stdout)
+    assert cfg.trainer.epochs == 2 and cfg.dataset.root.endswith("/.cache/segkit/synthetic")
+
+
+def test_console_script_is_installed():
+    assert (Path(REPO) / ".venv" / "bin" / "segkit-train").exists() or pytest.skip(
+        "not running from the project's .venv"
+    )

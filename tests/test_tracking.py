@@ -1,0 +1,67 @@
+"""The MLflow tracker against a real SQLite store."""
+
+from __future__ import annotations
+
+import pytest
+from mlflow import MlflowClient
+from omegaconf import OmegaConf
+
+from segkit.errors import ConfigError
+from segkit.tracking import MlflowTracker, NullTracker, flatten, make_tracker
+
+
+def tracking_cfg(tmp_path, **extra):
+    return OmegaConf.create(
+        {
+            "enabled": True,
+            "uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
+            "experiment": "t",
+            "artifact_location": str(tmp_path / "art"),
+            "tags": {"team": "vision"},
+            "log_model": True,
+            **extra,
+        }
+    )
+
+
+def test_flatten_nested_config():
+    flat = flatten({"a": {"b": 1, "c": {"d": None}}, "e": [1, 2], "f": {}, "g": "x"})
+    assert flat == {"a.b": "1", "a.c.d": "null", "e": "[1, 2]", "f": "{}", "g": "x"}
+
+
+def test_tracker_logs_params_in_batches_metrics_artifacts_and_status(tmp_path):
+    tracker = make_tracker(tracking_cfg(tmp_path))
+    assert isinstance(tracker, MlflowTracker)
+    params = {f"p{i:03d}": str(i) for i in range(250)}  # more than one log_batch takes
+    params["long"] = "x" * 7000  # longer than MLflow accepts: truncated, not an error
+    tracker.start("name", params, {"seed": "0"})
+    tracker.log_metrics({"val/dice": 0.5, "train/loss": 1.0}, step=0)
+    tracker.log_metrics({"val/dice": 0.7}, step=1)
+    note = tmp_path / "note.txt"
+    note.write_text("hello")
+    tracker.log_artifact(note, "notes")
+    tracker.end("FINISHED")
+    client = MlflowClient(tracking_cfg(tmp_path).uri)
+    run = client.get_run(tracker.run_id)
+    assert run.info.status == "FINISHED" and run.info.run_name == "name"
+    assert len(run.data.params) == 251 and len(run.data.params["long"]) == 6000
+    assert run.data.tags["team"] == "vision" and run.data.tags["seed"] == "0"
+    assert [m.value for m in client.get_metric_history(run.info.run_id, "val/dice")] == [0.5, 0.7]
+    assert [a.path for a in client.list_artifacts(run.info.run_id, "notes")] == ["notes/note.txt"]
+
+
+def test_deleted_experiment_is_a_clear_error(tmp_path):
+    cfg = tracking_cfg(tmp_path)
+    client = MlflowClient(cfg.uri)
+    client.delete_experiment(client.create_experiment("t"))
+    with pytest.raises(ConfigError, match="tracking.experiment='t' is deleted"):
+        make_tracker(cfg).start("x", {}, {})
+
+
+def test_disabled_tracking_is_a_null_tracker(tmp_path):
+    tracker = make_tracker(tracking_cfg(tmp_path, enabled=False))
+    assert type(tracker) is NullTracker
+    tracker.start("x", {"a": "1"}, {})
+    tracker.log_metrics({"m": 1.0}, 0)
+    tracker.end("FINISHED")
+    assert not (tmp_path / "mlflow.db").exists()

@@ -1,0 +1,171 @@
+"""End-to-end runs: a real SQLite MLflow store, real processes, real logical devices."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+from mlflow import MlflowClient
+
+from helpers import TINY, compose_config, run_module
+from segkit.data import build_index
+from segkit.data.pipeline import make_dataset
+from segkit.data.synthetic import dataset_dir
+from segkit.errors import ConfigError
+from segkit.metrics import confusion_matrix, scores_numpy
+from segkit.run import train
+
+EPOCH_METRICS = ("train/loss", "val/loss", "val/dice", "val/miou", "val/pixel_accuracy")
+
+
+def only_run(uri: str, experiment: str = "segkit"):
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([exp.experiment_id]) if exp else []
+    assert len(runs) == 1, [r.info.status for r in runs]
+    return client, runs[0]
+
+
+def test_smoke_run_logs_a_finished_run_with_metrics_params_and_artifacts(smoke_overrides, tmp_path):
+    cfg = compose_config([*smoke_overrides, "trainer.epochs=2"])
+    results = train(cfg)
+    for split in ("val", "test"):
+        for score in ("loss", "dice", "miou", "pixel_accuracy"):
+            assert np.isfinite(results[f"{split}/{score}"])
+    client, run = only_run(cfg.tracking.uri)
+    assert run.info.status == "FINISHED"
+    for name in EPOCH_METRICS:
+        history = client.get_metric_history(run.info.run_id, name)
+        assert [m.step for m in history] == [0, 1], name
+    assert run.data.metrics["best/val/dice"] == pytest.approx(results["val/dice"])
+    assert run.data.metrics["test/dice"] == pytest.approx(results["test/dice"])
+    assert run.data.params["trainer.epochs"] == "2"
+    assert run.data.params["model.name"] == "unet"
+    assert run.data.params["data.train_samples"] == "16"  # 24 - 2 * round(0.15 * 24)
+    assert run.data.tags["replicas"] == "1" and run.data.tags["seed"] == "0"
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"config.yaml", "model", "figures", "splits"} <= artifacts
+    assert {a.path for a in client.list_artifacts(run.info.run_id, "figures")} == {
+        "figures/learning_curves.png"
+    }
+    local = client.download_artifacts(run.info.run_id, "model/best.keras", str(tmp_path))
+    model = keras.saving.load_model(local, compile=False)
+    assert model.output_shape == (None, 32, 32, 1)
+    config_text = (tmp_path / "run" / "config.yaml").read_text()
+    assert "epochs: 2" in config_text and "${" not in config_text  # resolved
+
+
+def test_tracking_none_trains_and_logs_nothing(smoke_overrides, tmp_path):
+    results = train(compose_config([*smoke_overrides, "tracking=none"]))
+    assert "val/dice" in results
+    assert not (tmp_path / "mlflow.db").exists()
+    assert (tmp_path / "run" / "checkpoints" / "best.keras").is_file()
+
+
+def test_finished_output_dir_is_never_overwritten(smoke_overrides, tmp_path):
+    cfg = compose_config([*smoke_overrides, "tracking=none"])
+    train(cfg)
+    best = tmp_path / "run" / "checkpoints" / "best.keras"
+    before = best.read_bytes()
+    with pytest.raises(ConfigError, match="already holds a finished run"):
+        train(cfg)
+    assert best.read_bytes() == before
+
+
+def test_failure_during_training_ends_the_run_failed(tmp_path, cache_dir, smoke_overrides):
+    cache = tmp_path / "cache"
+    shutil.copytree(cache_dir, cache)
+    images = sorted((dataset_dir(cache / "synthetic", 24, 0, 48, 72)).rglob("*.jpg"))
+    for path in images:
+        path.write_bytes(b"not a jpeg")
+    cfg = compose_config([*smoke_overrides, f"cache_dir={cache}"])
+    with pytest.raises(Exception, match="(?i)jpeg|image|decode"):
+        train(cfg)
+    _, run = only_run(cfg.tracking.uri)
+    assert run.info.status == "FAILED"
+
+
+def test_mirrored_strategy_on_two_logical_cpus_scores_like_numpy(smoke_overrides, tmp_path):
+    cfg = compose_config(
+        [
+            *smoke_overrides,
+            "trainer=mirrored",
+            "trainer.epochs=1",
+            "trainer.batch_size=4",
+            "trainer.limit_train_batches=2",
+            "trainer.logical_cpu_devices=2",
+            "trainer.verbose=0",
+        ]
+    )
+    results = train(cfg)
+    _, run = only_run(cfg.tracking.uri)
+    assert run.info.status == "FINISHED" and run.data.tags["replicas"] == "2"
+    # The metric aggregated over both replicas equals one confusion matrix over all of val.
+    model = keras.saving.load_model(tmp_path / "run" / "checkpoints" / "best.keras", compile=False)
+    matrix = np.zeros((2, 2))
+    val = make_dataset(
+        build_index(cfg.dataset).splits["val"], cfg.dataset, batch_size=4, training=False, seed=0
+    )
+    for images, masks in val:
+        matrix += keras.ops.convert_to_numpy(
+            confusion_matrix(masks, model.predict(images, verbose=0), 2)
+        )
+    expected = scores_numpy(matrix)
+    for score in ("dice", "miou", "pixel_accuracy"):
+        assert results[f"val/{score}"] == pytest.approx(expected[score], abs=1e-6)
+
+
+def test_command_line_run_uses_the_local_sqlite_store(tmp_path, cache_dir):
+    result = run_module(
+        "segkit.train", "trainer=smoke", *TINY, f"cache_dir={cache_dir}", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    _, run = only_run(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["hydra.overrides"].startswith("trainer=smoke")
+    assert list((tmp_path / "outputs").glob("*/*/checkpoints/best.keras"))
+
+
+def test_sigterm_ends_the_run_killed_and_exits_nonzero(tmp_path, cache_dir):
+    args = [
+        "trainer=smoke",
+        *TINY,
+        f"cache_dir={cache_dir}",
+        "trainer.epochs=500",
+        "trainer.limit_train_batches=null",
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "segkit.train", *args],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    db = tmp_path / "mlflow.db"
+    deadline = time.time() + 120
+    while time.time() < deadline and not _has_metrics(db):
+        time.sleep(0.5)
+    assert _has_metrics(db), "training never logged an epoch"
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr[-2000:]
+    assert "interrupted" in stderr
+    _, run = only_run(f"sqlite:///{db}")
+    assert run.info.status == "KILLED"
+
+
+def _has_metrics(db) -> bool:
+    if not db.exists():
+        return False
+    try:
+        with sqlite3.connect(db) as conn:
+            return conn.execute("select count(*) from metrics").fetchone()[0] > 0
+    except sqlite3.Error:
+        return False
