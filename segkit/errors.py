@@ -11,3 +11,7 @@ class ConfigError(SegkitError):
 
 class DataError(SegkitError):
     """A dataset that is missing, incomplete, or holds files segkit cannot use."""
+
+
+class TrainingDiverged(SegkitError):
+    """The loss became NaN or infinite; usually a learning rate that is too high."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import platform
 import signal
 import threading
@@ -23,7 +24,7 @@ import segkit
 from segkit import paths
 from segkit.config import option_value, to_container, validate
 from segkit.data import DatasetIndex, build_index
-from segkit.errors import ConfigError, DataError
+from segkit.errors import ConfigError, DataError, TrainingDiverged
 from segkit.tracking import flatten, make_tracker
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,9 @@ class Run:
         except KeyboardInterrupt:
             status = "KILLED"
             raise
+        except Exception as error:
+            self.tracker.set_tags({"failure_reason": _one_line(error)})
+            raise
         finally:
             self.tracker.end(status)
 
@@ -133,6 +137,7 @@ class Run:
             shuffle=False,
         )
         self.history = metrics_logger.history
+        _check_finite(self.history.get("train/loss", []))
         return model, confusion
 
     def evaluate(self, model, confusion) -> dict[str, float]:
@@ -285,6 +290,21 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _check_finite(losses: list[float]) -> None:
+    """Raise ``TrainingDiverged`` if a training loss was NaN or infinite (TerminateOnNaN)."""
+    for epoch, loss in enumerate(losses):
+        if not math.isfinite(loss):
+            raise TrainingDiverged(
+                f"training diverged in epoch {epoch + 1} (train/loss={loss}); the best "
+                "checkpoint so far is kept; try a lower trainer.optimizer.lr"
+            )
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text[:500]
 
 
 def _best_name(key: str) -> str:

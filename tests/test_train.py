@@ -18,7 +18,7 @@ from helpers import TINY, compose_config, run_module
 from segkit.data import build_index
 from segkit.data.pipeline import make_dataset
 from segkit.data.synthetic import dataset_dir
-from segkit.errors import ConfigError
+from segkit.errors import ConfigError, TrainingDiverged
 from segkit.metrics import confusion_matrix, scores_numpy
 from segkit.run import train
 
@@ -169,3 +169,14 @@ def _has_metrics(db) -> bool:
             return conn.execute("select count(*) from metrics").fetchone()[0] > 0
     except sqlite3.Error:
         return False
+
+
+def test_divergence_ends_the_run_failed_with_the_reason(smoke_overrides):
+    cfg = compose_config(
+        [*smoke_overrides, "trainer.optimizer.name=sgd", "trainer.optimizer.lr=1e30"]
+    )
+    with pytest.raises(TrainingDiverged, match="diverged in epoch 1"):
+        train(cfg)
+    _, run = only_run(cfg.tracking.uri)
+    assert run.info.status == "FAILED"
+    assert "diverged" in run.data.tags["failure_reason"]
