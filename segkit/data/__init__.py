@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 from segkit.data.index import DatasetIndex, Sample
 from segkit.data.isic import index_isic_folder
 from segkit.data.synthetic import ensure_synthetic
-from segkit.errors import ConfigError
+from segkit.errors import lookup
 
 
 def index_synthetic(cfg: DictConfig) -> DatasetIndex:
@@ -39,14 +39,7 @@ def build_index(cfg: DictConfig) -> DatasetIndex:
         ConfigError: ``cfg.name`` is not a known dataset format.
         DataError: the files are missing or do not pair up.
     """
-    try:
-        indexer = INDEXERS[cfg.name]
-    except KeyError:
-        raise ConfigError(
-            f"dataset.name={cfg.name!r} is not a known dataset; expected one of: "
-            + ", ".join(sorted(INDEXERS))
-        ) from None
-    return indexer(cfg)
+    return lookup(INDEXERS, cfg.name, "dataset.name")(cfg)
 
 
 __all__ = ["INDEXERS", "DatasetIndex", "Sample", "build_index"]

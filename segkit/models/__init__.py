@@ -9,7 +9,7 @@ import keras
 from omegaconf import DictConfig
 
 from segkit.config import to_container
-from segkit.errors import ConfigError
+from segkit.errors import lookup
 from segkit.models.unet import build_unet
 
 MODELS: dict[str, Callable[..., keras.Model]] = {
@@ -22,13 +22,7 @@ def build_model(model: DictConfig, dataset: DictConfig) -> keras.Model:
 
     The YAML keys (all but ``name``) are passed as keyword arguments to the builder.
     """
-    try:
-        builder = MODELS[model.name]
-    except KeyError:
-        raise ConfigError(
-            f"model.name={model.name!r} is not a known model; expected one of: "
-            + ", ".join(sorted(MODELS))
-        ) from None
+    builder = lookup(MODELS, model.name, "model.name")
     kwargs: dict[str, Any] = {k: v for k, v in to_container(model).items() if k != "name"}
     shape = (int(dataset.image_size), int(dataset.image_size), int(dataset.channels))
     return builder(input_shape=shape, num_classes=int(dataset.num_classes), **kwargs)
