@@ -180,3 +180,12 @@ def test_divergence_ends_the_run_failed_with_the_reason(smoke_overrides):
     _, run = only_run(cfg.tracking.uri)
     assert run.info.status == "FAILED"
     assert "diverged" in run.data.tags["failure_reason"]
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_smoke_run_under_mixed_precision(smoke_overrides, policy):
+    results = train(
+        compose_config([*smoke_overrides, "tracking=none", f"trainer.precision={policy}"])
+    )
+    assert np.isfinite(results["val/loss"]) and 0.0 <= results["val/dice"] <= 1.0
+    assert keras.config.dtype_policy().name == "float32"  # restored after the run
