@@ -17,11 +17,14 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from segkit.errors import ConfigError
+from segkit.loss_schemas import LossOptions, check_loss
+from segkit.model_schemas import ImprovedUNetConfig, MobileNetUNetConfig, ModelConfig, UNetConfig
 
 
 class Precision(StrEnum):
-    """Keras dtype policies segkit can train under."""
+    """Keras dtype policies segkit can train under; ``auto`` picks one for the hardware."""
 
+    auto = "auto"
     float32 = "float32"
     mixed_float16 = "mixed_float16"
     mixed_bfloat16 = "mixed_bfloat16"
@@ -49,26 +52,11 @@ class ScheduleName(StrEnum):
     cosine = "cosine"
 
 
-class LossName(StrEnum):
-    """Losses in ``segkit.losses.LOSSES``."""
-
-    dice = "dice"
-    bce_dice = "bce_dice"
-    ce = "ce"
-
-
 class MonitorMode(StrEnum):
     """Whether a larger or a smaller monitored value is better."""
 
     max = "max"
     min = "min"
-
-
-class Upsampling(StrEnum):
-    """How a UNet decoder doubles the resolution."""
-
-    transpose = "transpose"
-    bilinear = "bilinear"
 
 
 # ----------------------------------------------------------------------------------- dataset
@@ -115,27 +103,6 @@ class IsicDatasetConfig(DatasetConfig):
     """ISIC 2018 Task 1 folders (``ISIC_x.jpg`` + ``ISIC_x_segmentation.png``)."""
 
 
-# ------------------------------------------------------------------------------------- model
-
-
-@dataclass
-class ModelConfig:
-    """Fields every model has. ``name`` selects the builder in ``segkit.models.MODELS``."""
-
-    name: str = MISSING
-
-
-@dataclass
-class UNetConfig(ModelConfig):
-    """Classic UNet (Ronneberger et al. 2015); base_filters=64, depth=4 is the paper's."""
-
-    base_filters: int = 16
-    depth: int = 4
-    batch_norm: bool = True
-    dropout: float = 0.0
-    upsampling: Upsampling = Upsampling.transpose
-
-
 # ----------------------------------------------------------------------------------- trainer
 
 
@@ -172,14 +139,16 @@ class TrainerConfig:
 
     epochs: int = 20
     batch_size: int = 8
-    precision: Precision = Precision.float32
+    precision: Precision = Precision.auto
     strategy: Strategy = Strategy.default
     # Split the host CPU into this many logical devices before TensorFlow starts (0 = leave it);
     # lets `strategy=mirrored` run real replicas on a machine without GPUs.
     logical_cpu_devices: int = 0
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
-    loss: LossName = LossName.bce_dice
+    # A weighted sum of loss terms (LossName): "bce + dice", "dice", "0.5*focal + tversky".
+    loss: str = "bce + dice"
+    loss_options: LossOptions = field(default_factory=LossOptions)
     # Metric that picks the best checkpoint and drives early stopping, as logged (val/...).
     monitor: str = "val/dice"
     monitor_mode: MonitorMode = MonitorMode.max
@@ -229,7 +198,11 @@ class TrainConfig:
 
 SCHEMAS: dict[str, dict[str, Any]] = {
     "dataset": {"synthetic": SyntheticDatasetConfig, "isic": IsicDatasetConfig},
-    "model": {"unet": UNetConfig},
+    "model": {
+        "unet": UNetConfig,
+        "improved_unet": ImprovedUNetConfig,
+        "mobilenet_unet": MobileNetUNetConfig,
+    },
     "trainer": {"trainer": TrainerConfig},
     "tracking": {"tracking": TrackingConfig},
 }
@@ -276,15 +249,10 @@ def validate(cfg: DictConfig) -> None:
             f"dataset.split val={split.val} test={split.test}: expected fractions >= 0 "
             "that leave samples to train on (val + test < 1)"
         )
-    depth = getattr(model, "depth", None)
-    if depth is not None:
-        step = 2**depth
-        if ds.image_size % step or ds.image_size < step:
-            ok = ", ".join(str(step * k) for k in range(1, 9) if step * k >= 32)
-            raise ConfigError(
-                f"dataset.image_size={ds.image_size} does not fit model.depth={depth}: "
-                f"expected a multiple of 2**{depth}={step}, e.g. {ok}"
-            )
+    schema = OmegaConf.get_type(model)
+    if isinstance(schema, type) and issubclass(schema, ModelConfig):
+        schema.check(cfg)
+    check_loss(trainer, int(ds.num_classes))
     for key in ("epochs", "batch_size"):
         if trainer[key] < 1:
             raise ConfigError(f"trainer.{key}={trainer[key]}: expected >= 1")

@@ -24,7 +24,7 @@ def plot_learning_curves(history: Mapping[str, Sequence[float]], path: str | Pat
     colours: dict[str, str] = {}
     for name, values in sorted(history.items()):
         split, _, metric = name.partition("/")
-        if metric == "lr" or not values:
+        if metric in ("lr", "images_per_second") or not values:
             continue
         ax = ax_loss if metric == "loss" else ax_score
         # One colour per metric: train dashed, val solid.

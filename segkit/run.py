@@ -53,6 +53,8 @@ class Run:
                 )
         self.tracker = make_tracker(cfg.tracking)
         self.history: dict[str, list[float]] = {}
+        # The dtype policy; `execute` resolves `auto` for this machine.
+        self.precision = option_value(cfg.trainer.precision)
 
     def execute(self) -> dict[str, float]:
         """Train, restore the best checkpoint, evaluate on val and test, log everything.
@@ -63,19 +65,19 @@ class Run:
         """
         import keras  # heavy imports start here, after every input check passed
 
-        from segkit import trainer
+        from segkit import precision, trainer
 
         cfg = self.cfg
         trainer.configure_logical_cpus(int(cfg.trainer.logical_cpu_devices))
         keras.utils.set_random_seed(int(cfg.seed))
+        self.precision, reason = precision.resolve(option_value(cfg.trainer.precision))
+        log.info("precision %s: %s", self.precision, reason)
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        self.tracker.start(self._run_name(), self._params(), self._tags())
+        tags = {**self._tags(), "precision": self.precision, "precision.reason": reason}
+        self.tracker.start(self._run_name(), self._params(), tags)
         status = "FAILED"
         try:
-            with (
-                _sigterm_as_interrupt(),
-                trainer.precision_policy(option_value(cfg.trainer.precision)),
-            ):
+            with _sigterm_as_interrupt(), trainer.precision_policy(self.precision):
                 model, confusion = self.fit()
                 results = self.evaluate(model, confusion)
                 self._log_artifacts()
@@ -91,8 +93,12 @@ class Run:
             self.tracker.end(status)
 
     def fit(self):
-        """Build the model under the strategy and fit it; returns (model, confusion metric)."""
-        from segkit import trainer
+        """Build the model under the strategy and fit it; returns (model, confusion metric).
+
+        With ``model.fine_tune_at`` the fit has two phases: the encoder frozen, then unfrozen
+        with a new optimizer at a lower learning rate; epochs are numbered continuously.
+        """
+        from segkit import finetune, trainer
         from segkit.data.pipeline import make_dataset
         from segkit.models import build_model
 
@@ -114,7 +120,7 @@ class Run:
             model.name,
             model.count_params(),
             replicas,
-            option_value(tcfg.precision),
+            self.precision,
         )
         train_ds = make_dataset(
             train_samples,
@@ -128,16 +134,20 @@ class Run:
         val_ds = self._eval_dataset("val")
         metrics_logger = trainer.MetricsLogger(self.tracker)
         callbacks = trainer.build_callbacks(tcfg, self.output_dir) + [metrics_logger]
-        model.fit(
-            train_ds,
-            validation_data=val_ds,
-            epochs=int(tcfg.epochs),
+        self.history = metrics_logger.history
+        confusion = finetune.fit_in_phases(
+            model,
+            confusion,
+            strategy=strategy,
+            cfg=cfg,
+            steps_per_epoch=steps,
             callbacks=callbacks,
+            after_phase=lambda: _check_finite(self.history.get("train/loss", [])),
+            x=train_ds,
+            validation_data=val_ds,
             verbose=int(tcfg.verbose),
             shuffle=False,
         )
-        self.history = metrics_logger.history
-        _check_finite(self.history.get("train/loss", []))
         return model, confusion
 
     def evaluate(self, model, confusion) -> dict[str, float]:
@@ -209,6 +219,7 @@ class Run:
 
     def _params(self) -> dict[str, str]:
         params = flatten(to_container(self.cfg))
+        params["precision"] = self.precision
         params.update({f"data.{k}_samples": str(v) for k, v in self.index.counts().items()})
         return params
 

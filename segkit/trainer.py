@@ -7,6 +7,7 @@ and restored afterwards, and the model is built and compiled inside ``strategy.s
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,8 +15,9 @@ import keras
 import tensorflow as tf
 from omegaconf import DictConfig
 
-from segkit.config import option_value
+from segkit.config import option_value, to_container
 from segkit.errors import ConfigError
+from segkit.loss_schemas import parse_loss
 from segkit.losses import SegmentationLoss
 from segkit.metrics import ConfusionMatrix, segmentation_metrics
 from segkit.paths import backup_dir, best_checkpoint
@@ -83,13 +85,63 @@ def make_strategy(trainer: DictConfig) -> tf.distribute.Strategy:
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
-        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
-        return tf.distribute.MirroredStrategy(devices=[d.name for d in devices])
+        gpus = tf.config.list_logical_devices("GPU")
+        if gpus:
+            return tf.distribute.MirroredStrategy(devices=[d.name for d in gpus])
+        # Every MirroredStrategy numbers its collective ops from the same keys, so a second one
+        # in the process (a sweep's next job, a test) clashes with the first on CPUs; reducing
+        # on one device needs no keys and costs nothing extra when the replicas share one CPU.
+        cpus = tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy(
+            devices=[d.name for d in cpus], cross_device_ops=tf.distribute.ReductionToOneDevice()
+        )
     raise ConfigError(f"trainer.strategy={name!r}: expected default or mirrored")
 
 
-def build_schedule(trainer: DictConfig, steps_per_epoch: int):
-    """Learning rate: a float (constant) or a cosine decay with linear warm-up, per step."""
+@keras.saving.register_keras_serializable(package="segkit")
+class ScaledSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """``scale * schedule(step + offset)``: a schedule resumed by a new optimizer, scaled.
+
+    A fine-tuning phase compiles a new optimizer, whose step count starts at 0; the offset keeps
+    the schedule where the first phase left it.
+    """
+
+    def __init__(self, schedule, scale: float, offset: int):
+        self.schedule, self.scale, self.offset = schedule, float(scale), int(offset)
+
+    def __call__(self, step):
+        return self.scale * self.schedule(step + self.offset)
+
+    def get_config(self):
+        return {
+            "schedule": keras.optimizers.schedules.serialize(self.schedule),
+            "scale": self.scale,
+            "offset": self.offset,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        schedule = keras.optimizers.schedules.deserialize(config["schedule"])
+        return cls(schedule, config["scale"], config["offset"])
+
+
+def build_schedule(
+    trainer: DictConfig, steps_per_epoch: int, scale: float = 1.0, start_epoch: int = 0
+):
+    """Learning rate per step: a float (constant) or a cosine decay with linear warm-up.
+
+    ``scale`` and ``start_epoch`` serve a later training phase: the rate is ``scale`` times the
+    schedule's, starting ``start_epoch`` epochs into it.
+    """
+    schedule = _base_schedule(trainer, steps_per_epoch)
+    if isinstance(schedule, float):
+        return schedule * scale
+    if scale == 1.0 and start_epoch == 0:
+        return schedule
+    return ScaledSchedule(schedule, scale, start_epoch * steps_per_epoch)
+
+
+def _base_schedule(trainer: DictConfig, steps_per_epoch: int):
     opt, sched = trainer.optimizer, trainer.schedule
     name = option_value(sched.name)
     if name == "constant":
@@ -109,10 +161,13 @@ def build_schedule(trainer: DictConfig, steps_per_epoch: int):
     )
 
 
-def build_optimizer(trainer: DictConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
-    """The optimizer of ``trainer.optimizer`` with the learning-rate schedule."""
+def build_optimizer(
+    trainer: DictConfig, steps_per_epoch: int, lr_scale: float = 1.0, start_epoch: int = 0
+) -> keras.optimizers.Optimizer:
+    """The optimizer of ``trainer.optimizer`` with the learning-rate schedule (see
+    ``build_schedule`` for ``lr_scale`` and ``start_epoch``)."""
     opt = trainer.optimizer
-    lr = build_schedule(trainer, steps_per_epoch)
+    lr = build_schedule(trainer, steps_per_epoch, lr_scale, start_epoch)
     name = option_value(opt.name)
     decay = float(opt.weight_decay) or None
     if name == "adam":
@@ -127,22 +182,61 @@ def build_optimizer(trainer: DictConfig, steps_per_epoch: int) -> keras.optimize
 
 
 def compile_model(
-    model: keras.Model, trainer: DictConfig, dataset: DictConfig, steps_per_epoch: int
+    model: keras.Model,
+    trainer: DictConfig,
+    dataset: DictConfig,
+    steps_per_epoch: int,
+    lr_scale: float = 1.0,
+    start_epoch: int = 0,
 ) -> ConfusionMatrix:
     """Compile with the configured loss, optimizer and the confusion-matrix metrics.
 
     Keras wraps the optimizer in a LossScaleOptimizer itself under ``mixed_float16``.
+    ``lr_scale`` and ``start_epoch`` compile a later training phase (see ``build_schedule``).
 
     Returns:
         The metric that holds the confusion matrix (per-class scores are read from it).
     """
     metrics = segmentation_metrics(int(dataset.num_classes), int(dataset.ignore_index))
     model.compile(
-        optimizer=build_optimizer(trainer, steps_per_epoch),
-        loss=SegmentationLoss(option_value(trainer.loss), ignore_index=int(dataset.ignore_index)),
+        optimizer=build_optimizer(trainer, steps_per_epoch, lr_scale, start_epoch),
+        loss=build_loss(trainer, dataset),
         metrics=metrics,
     )
     return metrics[0]
+
+
+def build_loss(trainer: DictConfig, dataset: DictConfig) -> SegmentationLoss:
+    """The weighted sum of ``trainer.loss`` with its ``trainer.loss_options``."""
+    return SegmentationLoss(
+        parse_loss(trainer.loss),
+        ignore_index=int(dataset.ignore_index),
+        options=to_container(trainer.loss_options),
+    )
+
+
+class Throughput(keras.callbacks.Callback):
+    """Adds ``images_per_second`` of the training batches (validation excluded) to epoch logs.
+
+    Timed from the start of the epoch to the end of its last training batch; list it before the
+    callbacks that log the epoch.
+    """
+
+    def __init__(self, batch_size: int):
+        super().__init__()
+        self.batch_size = batch_size
+        self._start = self._end = 0.0
+        self._steps = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start, self._steps = time.perf_counter(), 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._end, self._steps = time.perf_counter(), self._steps + 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None and self._steps and self._end > self._start:
+            logs["images_per_second"] = self._steps * self.batch_size / (self._end - self._start)
 
 
 class MetricsLogger(keras.callbacks.Callback):
@@ -165,10 +259,12 @@ class MetricsLogger(keras.callbacks.Callback):
 
 
 def build_callbacks(trainer: DictConfig, output_dir: Path) -> list[keras.callbacks.Callback]:
-    """NaN guard, backup for resuming, best-model checkpoint, optional early stopping."""
+    """Throughput, NaN guard, backup for resuming, best-model checkpoint, optional early
+    stopping; a callback that logs the epoch goes after them."""
     monitor = keras_name(str(trainer.monitor))
     mode = option_value(trainer.monitor_mode)
     callbacks = [
+        Throughput(int(trainer.batch_size)),
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.BackupAndRestore(str(backup_dir(output_dir))),
         keras.callbacks.ModelCheckpoint(

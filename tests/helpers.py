@@ -22,6 +22,21 @@ TINY = [
     "model.base_filters=4",
     "model.depth=2",
 ]
+# The smallest sensible settings of each model for TINY's 32 px images.
+TINY_MODELS = {
+    "unet": ["model=unet", "model.base_filters=4", "model.depth=2"],
+    "improved_unet": ["model=improved_unet", "model.base_filters=4", "model.depth=2"],
+    "mobilenet_unet": [
+        "model=mobilenet_unet",
+        "model.encoder.alpha=0.35",
+        "model.decoder_filters=[16,8,8,4]",
+    ],
+}
+
+
+def with_model(overrides: list[str], model: str) -> list[str]:
+    """``overrides`` with their model settings replaced by ``TINY_MODELS[model]``."""
+    return [o for o in overrides if not o.startswith("model")] + TINY_MODELS[model]
 
 
 def compose_config(overrides: list[str] | None = None, name: str = "train") -> DictConfig:

@@ -12,6 +12,7 @@ from helpers import REPO, compose_config, run_module
 from segkit.cli import CONF_DIR
 from segkit.config import validate
 from segkit.errors import ConfigError
+from segkit.loss_schemas import parse_loss
 
 # Values an option needs before it composes to a complete config (no `???` left).
 REQUIRED = {"dataset/isic": ["dataset.root=/data/isic2018"]}
@@ -67,9 +68,9 @@ def test_free_form_tags_can_be_added():
     "override",
     [
         "trainer.epochs=abc",
-        "trainer.precision=fp16",
         "model.upsampling=nearest",
-        "trainer.loss=hinge",
+        "trainer.precision=fp16",
+        "model.encoder.weights=x",  # a key of another model's schema
     ],
 )
 def test_wrong_type_or_choice_is_rejected_at_composition(override):
@@ -87,12 +88,71 @@ def test_wrong_type_or_choice_is_rejected_at_composition(override):
         (["trainer.monitor=train/loss"], "trainer.monitor"),
         (["trainer.batch_size=0"], "trainer.batch_size"),
         (["dataset.class_names=[a,b,c]"], "dataset.class_names"),
+        (["trainer.loss=hinge"], "trainer.loss"),
+        (["trainer.loss=0*dice"], "trainer.loss"),
+        (["trainer.loss=dice + bce_dice"], "trainer.loss"),
+        (["trainer.loss_options.ce.class_weights=[1]"], "trainer.loss_options.ce.class_weights"),
+        (["trainer.loss_options.focal.alpha=1.5"], "trainer.loss_options.focal.alpha"),
+        (["model=improved_unet", "dataset.image_size=72"], "dataset.image_size"),
+        (["model=improved_unet", "model.depth=0"], "model.depth"),
+        (["model=mobilenet_unet", "dataset.image_size=48"], "dataset.image_size"),
+        (["model=mobilenet_unet", "model.decoder_filters=[8,8]"], "model.decoder_filters"),
+        (["model=mobilenet_unet", "model.encoder.weights=/no/such.h5"], "model.encoder.weights"),
+        (["model=mobilenet_unet", "model.encoder.trainable=false"], "model.encoder.trainable"),
+        (["model=mobilenet_unet", "model.fine_tune_at=2"], "model.fine_tune_at"),
     ],
 )
 def test_impossible_combinations_name_the_key(overrides, key):
     cfg = compose_config(overrides)
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         validate(cfg)
+
+
+@pytest.mark.parametrize(
+    ("model", "size", "sizes"),
+    [
+        ("unet", 100, "multiple of 16 of at least 16"),
+        ("improved_unet", 40, "multiple of 16 of at least 16"),
+        ("mobilenet_unet", 48, "multiple of 32 of at least 32"),
+    ],
+)
+def test_input_size_error_says_which_sizes_work(model, size, sizes):
+    cfg = compose_config([f"model={model}", f"dataset.image_size={size}"])
+    with pytest.raises(ConfigError, match=f"image_size={size} does not fit .*{sizes}, e.g. "):
+        validate(cfg)
+
+
+def test_fine_tune_epoch_must_fall_inside_the_run(tmp_path):
+    weights = tmp_path / "encoder.weights.h5"
+    weights.touch()
+    base = ["model=mobilenet_unet", f"model.encoder.weights={weights}"]
+    base.append("model.encoder.trainable=false")
+    validate(compose_config([*base, "model.fine_tune_at=5", "trainer.epochs=6"]))
+    for at in (0, 6):
+        cfg = compose_config([*base, f"model.fine_tune_at={at}", "trainer.epochs=6"])
+        with pytest.raises(ConfigError, match="fine_tune_at.*trainer.epochs-1=5"):
+            validate(cfg)
+
+
+@pytest.mark.parametrize(
+    ("expression", "terms"),
+    [
+        ("bce + dice", {"bce": 1.0, "dice": 1.0}),
+        ("bce_dice", {"bce": 1.0, "dice": 1.0}),
+        ("0.5*focal+tversky", {"focal": 0.5, "tversky": 1.0}),
+        (" 2 * ce ", {"ce": 2.0}),
+        ("1e-1*dice", {"dice": 0.1}),
+    ],
+)
+def test_loss_expression_parses_to_weighted_terms(expression, terms):
+    assert parse_loss(expression) == terms
+
+
+def test_loss_override_on_the_command_line_replaces_the_default():
+    cfg = compose_config(["trainer.loss=dice"])
+    assert parse_loss(cfg.trainer.loss) == {"dice": 1.0}
+    cfg = compose_config(["trainer.loss=0.3*focal + 0.7*tversky"])
+    assert parse_loss(cfg.trainer.loss) == {"focal": 0.3, "tversky": 0.7}
 
 
 def test_typo_override_exits_nonzero_with_one_line_naming_the_key(tmp_path):
@@ -118,7 +178,7 @@ def test_help_lists_groups_and_cfg_prints_resolved_config(tmp_path):
     assert help_text.returncode == 0
     for line in (
         "dataset: isic, synthetic",
-        "model: unet",
+        "model: improved_unet, mobilenet_unet, unet",
         "trainer: default, mirrored, smoke",
         "tracking: local, none",
     ):

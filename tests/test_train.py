@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from helpers import TINY, compose_config, run_module
+from helpers import TINY, TINY_MODELS, compose_config, run_module, with_model
 from segkit.data import build_index
 from segkit.data.pipeline import make_dataset
 from segkit.data.synthetic import dataset_dir
@@ -50,6 +50,13 @@ def test_smoke_run_logs_a_finished_run_with_metrics_params_and_artifacts(smoke_o
     assert run.data.params["model.name"] == "unet"
     assert run.data.params["data.train_samples"] == "16"  # 24 - 2 * round(0.15 * 24)
     assert run.data.tags["replicas"] == "1" and run.data.tags["seed"] == "0"
+    # trainer.precision=auto is resolved for this machine and logged.
+    assert run.data.params["trainer.precision"] == "auto"
+    assert run.data.params["precision"] == run.data.tags["precision"]
+    assert run.data.tags["precision"] in ("float32", "mixed_float16", "mixed_bfloat16")
+    assert run.data.tags["precision.reason"]
+    speed = client.get_metric_history(run.info.run_id, "train/images_per_second")
+    assert [m.step for m in speed] == [0, 1] and all(m.value > 0 for m in speed)
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"config.yaml", "model", "figures", "splits"} <= artifacts
     assert {a.path for a in client.list_artifacts(run.info.run_id, "figures")} == {
@@ -180,6 +187,23 @@ def test_divergence_ends_the_run_failed_with_the_reason(smoke_overrides):
     _, run = only_run(cfg.tracking.uri)
     assert run.info.status == "FAILED"
     assert "diverged" in run.data.tags["failure_reason"]
+
+
+@pytest.mark.parametrize("model", sorted(TINY_MODELS))
+def test_every_model_trains_a_step_under_mirrored_strategy(smoke_overrides, model):
+    overrides = [
+        *with_model(smoke_overrides, model),
+        "tracking=none",
+        "trainer=mirrored",
+        "trainer.epochs=1",
+        "trainer.batch_size=4",
+        "trainer.limit_train_batches=1",
+        "trainer.limit_val_batches=1",
+        "trainer.logical_cpu_devices=2",
+        "trainer.verbose=0",
+    ]
+    results = train(compose_config(overrides))
+    assert np.isfinite(results["val/loss"]) and 0.0 <= results["val/dice"] <= 1.0
 
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from keras import layers
 
+# Name of the nested model that holds a network's (pretrained) encoder, if it has one: freezing
+# and fine-tuning act on this layer.
+ENCODER = "encoder"
+
 
 def conv_block(x, filters: int, *, batch_norm: bool, name: str):
     """Two 3x3 convolutions, each followed by optional batch norm and ReLU."""
@@ -36,10 +40,14 @@ def segmentation_head(x, num_classes: int):
     A binary task (``num_classes == 2``) gets one sigmoid channel, a multi-class task one softmax
     channel per class. Float32 here keeps mixed-precision logits from overflowing.
     """
-    channels = output_channels(num_classes)
-    x = layers.Conv2D(channels, 1, dtype="float32", name="logits")(x)
-    activation = "sigmoid" if channels == 1 else "softmax"
-    return layers.Activation(activation, dtype="float32", name="probabilities")(x)
+    x = layers.Conv2D(output_channels(num_classes), 1, dtype="float32", name="logits")(x)
+    return output_activation(x, num_classes)
+
+
+def output_activation(logits, num_classes: int):
+    """Sigmoid (binary) or softmax over the channels, in float32, as the layer `probabilities`."""
+    activation = "sigmoid" if output_channels(num_classes) == 1 else "softmax"
+    return layers.Activation(activation, dtype="float32", name="probabilities")(logits)
 
 
 def output_channels(num_classes: int) -> int:
@@ -47,4 +55,11 @@ def output_channels(num_classes: int) -> int:
     return 1 if num_classes == 2 else num_classes
 
 
-__all__ = ["conv_block", "output_channels", "segmentation_head", "upsample"]
+__all__ = [
+    "ENCODER",
+    "conv_block",
+    "output_activation",
+    "output_channels",
+    "segmentation_head",
+    "upsample",
+]

@@ -1,0 +1,105 @@
+"""Training in phases: a frozen encoder first, then the whole network at a lower learning rate.
+
+``model.fine_tune_at`` splits ``trainer.epochs`` in two ``model.fit`` calls. The second unfreezes
+the nested ``encoder`` model and compiles a new optimizer (Keras only trains the variables that
+were trainable when it compiled), whose schedule continues where the first phase's left off,
+scaled by ``model.fine_tune_lr_factor``. Epochs are numbered continuously, so the per-epoch
+metrics, the best checkpoint and the backup span both phases.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+import tensorflow as tf
+from omegaconf import DictConfig
+
+from segkit import trainer
+from segkit.metrics import ConfusionMatrix
+from segkit.models.blocks import ENCODER
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Phase:
+    """Epochs ``start`` to ``end - 1``; a phase that does not start at 0 unfreezes the encoder
+    and trains with the learning rate times ``lr_scale``."""
+
+    start: int
+    end: int
+    lr_scale: float = 1.0
+
+
+def training_phases(model: DictConfig, epochs: int) -> list[Phase]:
+    """One phase, or two when ``model.fine_tune_at`` unfreezes a frozen encoder mid-run."""
+    at = model.get("fine_tune_at")
+    if at is None:
+        return [Phase(0, epochs)]
+    return [Phase(0, int(at)), Phase(int(at), epochs, float(model.fine_tune_lr_factor))]
+
+
+def unfreeze_encoder(model: keras.Model) -> None:
+    """Make the nested ``encoder`` model trainable (its batch norms then train as well)."""
+    model.get_layer(ENCODER).trainable = True
+
+
+def fit_in_phases(
+    model: keras.Model,
+    confusion: ConfusionMatrix,
+    *,
+    strategy: tf.distribute.Strategy,
+    cfg: DictConfig,
+    steps_per_epoch: int,
+    callbacks: list[keras.callbacks.Callback],
+    after_phase: Callable[[], None],
+    **fit_kwargs: Any,
+) -> ConfusionMatrix:
+    """``model.fit`` over the phases of ``training_phases``; returns the confusion metric of the
+    last compile.
+
+    Args:
+        model: compiled for the first phase, inside ``strategy.scope()``.
+        confusion: the confusion metric of that compile.
+        strategy: the tf.distribute strategy the model was built under.
+        cfg: the composed run config.
+        steps_per_epoch: optimizer steps per epoch (for the learning-rate schedule).
+        callbacks: the same instances serve every phase, so the best score carries over.
+        after_phase: called after each phase (raises to stop, e.g. on a diverged loss).
+        fit_kwargs: passed to every ``model.fit`` (data, verbosity).
+    """
+    tcfg = cfg.trainer
+    phases = training_phases(cfg.model, int(tcfg.epochs))
+    for phase in phases:
+        if phase.start:
+            with strategy.scope():
+                unfreeze_encoder(model)
+                confusion = trainer.compile_model(
+                    model, tcfg, cfg.dataset, steps_per_epoch, phase.lr_scale, phase.start
+                )
+            log.info(
+                "epoch %d: encoder unfrozen, %d trainable parameters, learning rate x %g",
+                phase.start + 1,
+                sum(math.prod(w.shape) for w in model.trainable_weights),
+                phase.lr_scale,
+            )
+        # Keep the backup until the last phase ends: a run stopped in the second phase resumes
+        # there (the first phase's fit then restores the weights and runs no epoch).
+        for callback in callbacks:
+            if isinstance(callback, keras.callbacks.BackupAndRestore):
+                callback.delete_checkpoint = phase is phases[-1]
+        with warnings.catch_warnings():
+            # The backup restored at the start of a phase may hold the other phase's optimizer,
+            # which trains other variables; Keras skips it with a warning that is expected here.
+            warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
+            model.fit(
+                initial_epoch=phase.start, epochs=phase.end, callbacks=callbacks, **fit_kwargs
+            )
+        after_phase()
+    return confusion

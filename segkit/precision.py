@@ -1,0 +1,75 @@
+"""``trainer.precision=auto``: the dtype policy this machine trains fastest under without harm.
+
+- ``mixed_float16`` on GPUs with fast float16 (tensor cores: compute capability 7.0 or newer;
+  they all have bfloat16 from 8.0 on too, but float16 keeps more mantissa bits and Keras scales
+  the loss for it);
+- ``mixed_bfloat16`` on a CPU with native bfloat16 (AVX512_BF16 or AMX_BF16 in its flags);
+- ``float32`` otherwise (older GPUs, CPUs that would emulate 16-bit floats).
+
+The facts are gathered by ``detect_hardware`` and the rule is the pure function ``choose``, so
+that the rule can be tested for machines other than the one running the tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# /proc/cpuinfo flags that mean the CPU computes bfloat16 natively (oneDNN uses them).
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+FAST_FLOAT16_CAPABILITY = (7, 0)
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """What the precision rule looks at: GPU compute capabilities and CPU feature flags."""
+
+    gpu_capabilities: tuple[tuple[int, int], ...] = ()
+    cpu_flags: frozenset[str] = field(default_factory=frozenset)
+
+
+def choose(hardware: Hardware) -> tuple[str, str]:
+    """The dtype policy for ``hardware`` and the reason, as a short phrase for the log."""
+    gpus = hardware.gpu_capabilities
+    if gpus:
+        slowest = min(gpus)
+        version = f"{slowest[0]}.{slowest[1]}"
+        if slowest >= FAST_FLOAT16_CAPABILITY:
+            return "mixed_float16", f"GPU compute capability {version} has fast float16"
+        return "float32", f"GPU compute capability {version} has no fast float16"
+    native = sorted(set(BF16_CPU_FLAGS) & hardware.cpu_flags)
+    if native:
+        return "mixed_bfloat16", f"no GPU; the CPU has native bfloat16 ({', '.join(native)})"
+    return "float32", "no GPU and no native bfloat16 on the CPU"
+
+
+def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> frozenset[str]:
+    """Feature flags of the first CPU in ``/proc/cpuinfo`` (empty where there is none)."""
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "flags":
+            return frozenset(value.split())
+    return frozenset()
+
+
+def detect_hardware() -> Hardware:
+    """The GPUs TensorFlow sees (with their compute capability) and the CPU's flags."""
+    import tensorflow as tf
+
+    capabilities = []
+    for gpu in tf.config.list_physical_devices("GPU"):
+        details = tf.config.experimental.get_device_details(gpu)
+        # A GPU that reports no capability (not CUDA) is treated as one without fast float16.
+        capabilities.append(tuple(details.get("compute_capability") or (0, 0)))
+    return Hardware(tuple(capabilities), cpu_flags())
+
+
+def resolve(configured: str) -> tuple[str, str]:
+    """The dtype policy to train under and why: ``configured``, or ``choose``'s for ``auto``."""
+    if configured != "auto":
+        return configured, "set in trainer.precision"
+    return choose(detect_hardware())

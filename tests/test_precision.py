@@ -1,0 +1,39 @@
+"""``trainer.precision=auto``: the rule for each kind of hardware, and this machine's choice."""
+
+from __future__ import annotations
+
+import pytest
+
+from segkit import precision
+from segkit.precision import Hardware, choose
+
+
+@pytest.mark.parametrize(
+    ("hardware", "policy"),
+    [
+        (Hardware(((7, 0),)), "mixed_float16"),  # V100: tensor cores
+        (Hardware(((9, 0), (9, 0))), "mixed_float16"),  # H100s
+        (Hardware(((6, 1),)), "float32"),  # Pascal: no fast float16
+        (Hardware(((8, 6), (6, 1))), "float32"),  # the slowest replica decides
+        (Hardware((), frozenset({"avx2", "avx512_bf16"})), "mixed_bfloat16"),
+        (Hardware((), frozenset({"amx_bf16", "amx_tile"})), "mixed_bfloat16"),
+        (Hardware((), frozenset({"avx2", "avx512f"})), "float32"),
+        (Hardware(((7, 5),), frozenset({"avx512_bf16"})), "mixed_float16"),  # GPU trains
+    ],
+)
+def test_rule_for_each_kind_of_hardware(hardware, policy):
+    chosen, reason = choose(hardware)
+    assert chosen == policy
+    assert reason
+
+
+def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx512_bf16\nbogomips\t: 1\n")
+    assert precision.cpu_flags(cpuinfo) == {"fpu", "sse2", "avx512_bf16"}
+    assert precision.cpu_flags(tmp_path / "missing") == frozenset()
+
+
+def test_configured_policy_is_kept_and_auto_follows_this_machine():
+    assert precision.resolve("float32") == ("float32", "set in trainer.precision")
+    assert precision.resolve("auto") == choose(precision.detect_hardware())
