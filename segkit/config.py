@@ -1,9 +1,11 @@
 """Typed configuration schemas, registered in Hydra's ConfigStore, and cross-field checks.
 
-Every YAML file under ``conf/<group>/`` starts from one of the schemas below through its defaults
-list (``/schema/<group>@_here_: <schema>``), so an unknown key or a value of the wrong type is an
-error at composition time, naming the key. ``validate`` adds the checks that involve more than one
-field. This module imports nothing heavy: it runs before TensorFlow is loaded.
+Every YAML file under ``conf/<group>/`` starts from one of the schemas below (the model schemas
+live in ``segkit.model_schemas``, the loss options in ``segkit.loss_schemas``) through its
+defaults list (``/schema/<group>@_here_: <schema>``), so an unknown key or a value of the wrong
+type is an error at composition time, naming the key. ``validate`` adds the checks that involve
+more than one field, including each model schema's own ``check``. This module imports nothing
+heavy: it runs before TensorFlow is loaded.
 """
 
 from __future__ import annotations

@@ -46,8 +46,23 @@ def training_phases(model: DictConfig, epochs: int) -> list[Phase]:
 
 
 def unfreeze_encoder(model: keras.Model) -> None:
-    """Make the nested ``encoder`` model trainable (its batch norms then train as well)."""
-    model.get_layer(ENCODER).trainable = True
+    """Make the nested ``encoder`` model trainable, except its batch norms.
+
+    Batch norms stay frozen, in inference mode with their pretrained statistics (Keras'
+    fine-tuning advice): small batches would otherwise overwrite the statistics and unsettle
+    everything the decoder learned on top of them.
+    """
+    encoder = model.get_layer(ENCODER)
+    encoder.trainable = True
+    for layer in _sublayers(encoder):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False
+
+
+def _sublayers(layer: keras.layers.Layer):
+    for child in getattr(layer, "layers", []):
+        yield child
+        yield from _sublayers(child)
 
 
 def fit_in_phases(

@@ -99,7 +99,6 @@ class Run:
         with a new optimizer at a lower learning rate; epochs are numbered continuously.
         """
         from segkit import finetune, trainer
-        from segkit.data.pipeline import make_dataset
         from segkit.models import build_model
 
         cfg, tcfg = self.cfg, self.cfg.trainer
@@ -122,15 +121,7 @@ class Run:
             replicas,
             self.precision,
         )
-        train_ds = make_dataset(
-            train_samples,
-            cfg.dataset,
-            batch_size=int(tcfg.batch_size),
-            training=True,
-            seed=int(cfg.seed),
-            shuffle_buffer=int(tcfg.shuffle_buffer),
-            limit_batches=tcfg.limit_train_batches,
-        )
+        train_ds = self.train_dataset()
         val_ds = self._eval_dataset("val")
         metrics_logger = trainer.MetricsLogger(self.tracker)
         callbacks = trainer.build_callbacks(tcfg, self.output_dir) + [metrics_logger]
@@ -180,6 +171,21 @@ class Run:
             ", ".join(f"{k}={v:.4f}" for k, v in results.items() if k.count("/") == 1),
         )
         return results
+
+    def train_dataset(self):
+        """The training batches: reshuffled every epoch, an incomplete last batch dropped."""
+        from segkit.data.pipeline import make_dataset
+
+        tcfg = self.cfg.trainer
+        return make_dataset(
+            self.index.splits["train"],
+            self.cfg.dataset,
+            batch_size=int(tcfg.batch_size),
+            training=True,
+            seed=int(self.cfg.seed),
+            shuffle_buffer=int(tcfg.shuffle_buffer),
+            limit_batches=tcfg.limit_train_batches,
+        )
 
     def _eval_dataset(self, split: str):
         from segkit.data.pipeline import make_dataset

@@ -113,7 +113,9 @@ def test_encoder_frozen_then_trained_slower_and_a_stopped_run_resumes_in_phase_t
     model = fit_tiny(cfg, out, [resumed])
     assert resumed.epochs == [2]  # phase 1 restored and skipped, phase 2 continued
     assert resumed.lr == pytest.approx([1e-4])
-    assert model.get_layer("encoder").trainable
+    encoder = model.get_layer("encoder")
+    assert encoder.trainable and encoder.get_layer("block_1_expand").trainable
+    assert not encoder.get_layer("block_1_expand_BN").trainable  # batch norms stay frozen
     assert not backup_dir(out).exists()  # deleted once the last phase ended
 
 
@@ -125,3 +127,24 @@ def test_two_phase_run_logs_continuous_epochs(smoke_overrides, encoder_weights, 
     assert run.history["train/lr"] == pytest.approx([1e-3, 1e-4])
     assert (tmp_path / "run" / "checkpoints" / "best.keras").is_file()
     assert not backup_dir(tmp_path / "run").exists()
+
+
+def test_second_phase_schedule_continues_the_first_scaled(tmp_path):
+    cfg = compose_config(["trainer.epochs=10", "trainer.schedule.warmup_epochs=0"])
+    steps = 5
+    first = trainer.build_schedule(cfg.trainer, steps)
+    second = trainer.build_schedule(cfg.trainer, steps, scale=0.1, start_epoch=4)
+    assert isinstance(second, trainer.ScaledSchedule)
+    for step in (0, 7, 29):
+        expected = 0.1 * float(first(step + 4 * steps))
+        assert float(second(step)) == pytest.approx(expected, rel=1e-6)
+    # An optimizer with it is saved with the model and loads back (compile=True).
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer=trainer.build_optimizer(cfg.trainer, steps, 0.1, 4), loss="mse")
+    model.fit(np.zeros((2, 2)), np.zeros((2, 1)), verbose=0)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    saved = loaded.optimizer.get_config()["learning_rate"]
+    assert "ScaledSchedule" in saved["class_name"] and saved["config"]["offset"] == 20
+    constant = compose_config(["trainer=smoke"])
+    assert trainer.build_schedule(constant.trainer, steps, 0.1, 4) == pytest.approx(1e-4)

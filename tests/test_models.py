@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from helpers import compose_config
+from segkit import trainer
 from segkit.errors import ConfigError
 from segkit.models import MODELS, build_model
 from segkit.models.improved_unet import build_improved_unet
@@ -180,3 +181,20 @@ def test_unknown_model_lists_the_valid_names():
     cfg.model.name = "vnet"
     with pytest.raises(ConfigError, match="model.name='vnet'.*improved_unet, mobilenet_unet, unet"):
         build_model(cfg.model, cfg.dataset)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(TINY))
+@pytest.mark.parametrize("policy", ["float32", "mixed_float16", "mixed_bfloat16"])
+def test_every_model_takes_a_finite_training_step(name, policy):
+    # The fast suite trains every model under mirrored + mixed_float16 (test_train.py).
+    cfg = compose_config(["trainer=smoke"])
+    x = images(n=4)
+    y = (x[..., :1] > 0.5).astype(np.uint8)
+    with precision_policy(policy):
+        model = tiny(name, 2)
+        trainer.compile_model(model, cfg.trainer, cfg.dataset, steps_per_epoch=2)
+        logs = model.fit(x, y, batch_size=2, epochs=1, verbose=0).history
+    if policy == "mixed_float16":
+        assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert np.isfinite(logs["loss"]).all() and 0.0 <= logs["dice"][0] <= 1.0

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
+from helpers import REPO
 from segkit import precision
 from segkit.precision import Hardware, choose
 
@@ -37,3 +41,21 @@ def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
 def test_configured_policy_is_kept_and_auto_follows_this_machine():
     assert precision.resolve("float32") == ("float32", "set in trainer.precision")
     assert precision.resolve("auto") == choose(precision.detect_hardware())
+
+
+def run_script(name: str, *args: str, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(REPO / "scripts" / name), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
+
+
+@pytest.mark.slow
+def test_bfloat16_validation_dice_stays_within_001_of_float32(tmp_path):
+    # The `make train` run (20 epochs on the synthetic task) under both policies: ~15 min on 2 CPUs.
+    result = run_script("check_precision.py", "--policies", "float32,mixed_bfloat16", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "within 0.01 of float32: ok" in result.stdout
