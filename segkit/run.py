@@ -23,8 +23,8 @@ from omegaconf import DictConfig, OmegaConf
 import segkit
 from segkit import paths
 from segkit.config import option_value, to_container, validate
-from segkit.data import DatasetIndex, build_index
-from segkit.errors import ConfigError, DataError, TrainingDiverged
+from segkit.data import DatasetIndex, load_index
+from segkit.errors import ConfigError, TrainingDiverged
 from segkit.tracking import flatten, make_tracker
 
 log = logging.getLogger(__name__)
@@ -34,23 +34,20 @@ SCORES = ("loss", "dice", "miou", "pixel_accuracy")
 class Run:
     """One training run of a composed config: data, model, trainer and tracker.
 
-    Constructing a ``Run`` validates the config, checks the output directory and indexes the
-    dataset; nothing heavy is imported yet and nothing is logged. ``execute`` trains, evaluates and
-    logs.
+    Constructing a ``Run`` validates the config, checks the output directory, indexes the
+    dataset and validates its files; nothing heavy is imported yet and nothing is logged.
+    ``execute`` trains, evaluates and logs.
     """
 
     def __init__(self, cfg: DictConfig):
         validate(cfg)
         self.cfg = cfg
-        self.output_dir = _resolve_output_dir(cfg.output_dir)
+        self.output_dir = paths.resolve_output_dir(cfg.output_dir)
         _check_output_dir(self.output_dir)
-        self.index: DatasetIndex = build_index(cfg.dataset)
-        for split in ("train", "val"):
-            if not self.index.splits.get(split):
-                raise DataError(
-                    f"dataset {cfg.dataset.name!r} at {cfg.dataset.root}: "
-                    f"the {split} split is empty"
-                )
+        self.index: DatasetIndex
+        self.index, self.validation = load_index(
+            cfg.dataset, cfg.cache_dir, report_file=self.output_dir / "data_problems.txt"
+        )
         self.tracker = make_tracker(cfg.tracking)
         self.history: dict[str, list[float]] = {}
 
@@ -122,8 +119,11 @@ class Run:
             batch_size=int(tcfg.batch_size),
             training=True,
             seed=int(cfg.seed),
-            shuffle_buffer=int(tcfg.shuffle_buffer),
             limit_batches=tcfg.limit_train_batches,
+            labels=self.index.labels,
+            augment=cfg.augment,
+            epochs=int(tcfg.epochs),
+            cache_dir=cfg.cache_dir,
         )
         val_ds = self._eval_dataset("val")
         metrics_logger = trainer.MetricsLogger(self.tracker)
@@ -132,6 +132,9 @@ class Run:
             train_ds,
             validation_data=val_ds,
             epochs=int(tcfg.epochs),
+            # The training dataset holds every epoch (each shuffled and augmented from the
+            # seed and its epoch number): Keras reads it as one stream.
+            steps_per_epoch=steps,
             callbacks=callbacks,
             verbose=int(tcfg.verbose),
             shuffle=False,
@@ -182,6 +185,8 @@ class Run:
             training=False,
             seed=int(self.cfg.seed),
             limit_batches=tcfg.limit_val_batches,
+            labels=self.index.labels,
+            cache_dir=self.cfg.cache_dir,
         )
 
     def _log_artifacts(self) -> None:
@@ -225,6 +230,7 @@ class Run:
             "output_dir": str(self.output_dir),
         }
         tags.update({f"split.{k}": v for k, v in self.index.origin.items()})
+        tags["data.validation"] = self.validation.describe()
         overrides = _hydra_overrides()
         if overrides is not None:
             tags["hydra.overrides"] = " ".join(overrides) or "(none)"
@@ -251,20 +257,6 @@ def _check_output_dir(output_dir: Path) -> None:
             f"output_dir={output_dir} already holds a finished run ({best}); "
             "choose a new output_dir to train again"
         )
-
-
-def _resolve_output_dir(configured: str | None) -> Path:
-    """The configured output directory, or Hydra's job directory when it is null."""
-    from hydra.core.hydra_config import HydraConfig
-
-    if configured is None:
-        if not HydraConfig.initialized():
-            raise ConfigError(
-                "output_dir is null and there is no Hydra job directory: "
-                "set output_dir when calling train() without Hydra"
-            )
-        configured = HydraConfig.get().runtime.output_dir
-    return Path(str(configured)).expanduser().resolve()
 
 
 def _hydra_overrides() -> list[str] | None:

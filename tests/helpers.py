@@ -8,9 +8,10 @@ import sys
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from segkit.cli import CONF_DIR
+from segkit.config import SCHEMAS
 
 REPO = Path(__file__).resolve().parent.parent
 # A dataset small enough that a smoke run takes seconds: 24 images of 48-72 px at 32 px.
@@ -28,6 +29,13 @@ def compose_config(overrides: list[str] | None = None, name: str = "train") -> D
     """Compose ``conf/<name>.yaml`` with overrides, as ``python -m segkit.train`` would."""
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         return compose(config_name=name, overrides=list(overrides or []))
+
+
+def dataset_node(name: str = "isic", **values) -> DictConfig:
+    """A typed ``dataset`` config node of schema ``name`` with ``values`` set, without Hydra."""
+    node = OmegaConf.structured(SCHEMAS["dataset"][name])
+    node.name = name
+    return OmegaConf.merge(node, OmegaConf.create(values))
 
 
 def run_module(

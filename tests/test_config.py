@@ -14,7 +14,13 @@ from segkit.config import validate
 from segkit.errors import ConfigError
 
 # Values an option needs before it composes to a complete config (no `???` left).
-REQUIRED = {"dataset/isic": ["dataset.root=/data/isic2018"]}
+REQUIRED = {
+    "dataset/isic": ["dataset.root=/data/isic2018"],
+    "dataset/dsb2018": ["dataset.root=/data/dsb2018"],
+    "dataset/voc": ["dataset.root=/data/VOCdevkit/VOC2012"],
+    "dataset/isbi": ["dataset.root=/data/isbi2012"],
+    "dataset/folder": ["dataset.images=/data/x/images", "dataset.masks=/data/x/masks"],
+}
 
 
 def group_options() -> list[tuple[str, str]]:
@@ -117,7 +123,8 @@ def test_help_lists_groups_and_cfg_prints_resolved_config(tmp_path):
     help_text = run_module("segkit.train", "--help", cwd=tmp_path)
     assert help_text.returncode == 0
     for line in (
-        "dataset: isic, synthetic",
+        "dataset: dsb2018, folder, isbi, isic, synthetic, voc",
+        "augment: elastic, flip, none, standard",
         "model: unet",
         "trainer: default, mirrored, smoke",
         "tracking: local, none",
