@@ -22,6 +22,7 @@ from segkit import paths, report
 from segkit.config import to_container, validate
 from segkit.data import DatasetIndex, Sample, build_index
 from segkit.data.decode import decode_sample, header_size
+from segkit.data.geometry import Policy
 from segkit.data.index import SPLITS
 from segkit.data.labels import LabelMap, histogram
 from segkit.data.loader import load_fitted
@@ -152,22 +153,14 @@ def overlay_tiles(
     """Up to ``count`` samples drawn with ``seed``, letterboxed to tiles (unreadable ones
     are skipped: they are in the problem list)."""
     samples = index.samples()
+    tile = Policy("letterbox", TILE, ignore_index=int(ds.ignore_index))
     rng = np.random.default_rng(seed)
     chosen = rng.choice(len(samples), size=min(count, len(samples)), replace=False)
     tiles = []
     for i in sorted(int(k) for k in chosen):
         sample = samples[i]
         try:
-            image, mask = load_fitted(
-                sample,
-                index.labels,
-                int(ds.channels),
-                "letterbox",
-                TILE,
-                None,
-                0,
-                int(ds.ignore_index),
-            )
+            image, mask = load_fitted(sample, index.labels, int(ds.channels), tile)
         except DataError:
             continue
         tiles.append((sample.id, image, mask))

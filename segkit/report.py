@@ -19,8 +19,6 @@ def plot_learning_curves(history: Mapping[str, Sequence[float]], path: str | Pat
         history: logged names (``train/loss``, ``val/dice``, ...) to one value per epoch.
         path: PNG file to write.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig, (ax_loss, ax_score) = plt.subplots(1, 2, figsize=(11, 4))
     colours: dict[str, str] = {}
     for name, values in sorted(history.items()):
@@ -48,10 +46,7 @@ def plot_learning_curves(history: Mapping[str, Sequence[float]], path: str | Pat
         ax.grid(alpha=0.3)
         if ax.lines:
             ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_image_sizes(sizes: Mapping[str, Sequence[tuple[int, int]]], path: str | Path) -> Path:
@@ -61,8 +56,6 @@ def plot_image_sizes(sizes: Mapping[str, Sequence[tuple[int, int]]], path: str |
         sizes: split name to the (height, width) of each of its images.
         path: PNG file to write.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for axis, (ax, label) in enumerate(zip(axes, ("height", "width"), strict=True)):
         data = {name: [s[axis] for s in values] for name, values in sizes.items() if values}
@@ -71,18 +64,13 @@ def plot_image_sizes(sizes: Mapping[str, Sequence[tuple[int, int]]], path: str |
             ax.legend(fontsize=8)
         ax.set(title=f"image {label}", xlabel="pixels", ylabel="images")
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_class_frequencies(
     fractions: Mapping[str, Sequence[float]], class_names: Sequence[str], path: str | Path
 ) -> Path:
     """Grouped bars: the fraction of labelled pixels of each class, per split (log scale)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(min(14, max(6, 0.6 * len(class_names))), 4))
     width = 0.8 / max(1, len(fractions))
     for i, (name, values) in enumerate(fractions.items()):
@@ -93,10 +81,7 @@ def plot_class_frequencies(
     ax.grid(alpha=0.3, axis="y")
     if fractions:
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_overlays(
@@ -114,8 +99,6 @@ def plot_overlays(
         ignore_index: the label drawn in white.
         path: PNG file to write.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     cols = min(4, max(1, len(tiles)))
     rows = max(1, -(-len(tiles) // cols))
     fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3 * rows), squeeze=False)
@@ -130,6 +113,13 @@ def plot_overlays(
         ax.imshow(image[..., 0] if image.shape[2] == 1 else image, cmap="gray")
         ax.imshow(colours[mask])
         ax.set_title(title[:24], fontsize=8)
+    return _save(fig, path)
+
+
+def _save(fig, path: str | Path) -> Path:
+    """Write a figure as PNG (creating its folder) and free it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -31,6 +31,12 @@ def compose_config(overrides: list[str] | None = None, name: str = "train") -> D
         return compose(config_name=name, overrides=list(overrides or []))
 
 
+def compose_dataset(name: str, *overrides: str) -> DictConfig:
+    """The ``dataset`` node of option ``name`` as composed for a run (32 px unless overridden)."""
+    overrides = ("output_dir=/tmp/unused", "dataset.image_size=32", *overrides)
+    return compose_config([f"dataset={name}", *overrides]).dataset
+
+
 def dataset_node(name: str = "isic", **values) -> DictConfig:
     """A typed ``dataset`` config node of schema ``name`` with ``values`` set, without Hydra."""
     node = OmegaConf.structured(SCHEMAS["dataset"][name])

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import compose_config
+from helpers import compose_dataset
 from segkit.data import build_index, load_index
 from segkit.data.decode import decode_sample
 from segkit.data.pipeline import make_dataset
@@ -32,14 +32,6 @@ from tiny_datasets import (
 )
 
 
-def dataset_cfg(name: str, *overrides: str):
-    """The composed ``dataset`` node of option ``name`` with overrides (32 px by default)."""
-    cfg = compose_config(
-        [f"dataset={name}", "output_dir=/tmp/unused", "dataset.image_size=32", *overrides]
-    )
-    return cfg.dataset
-
-
 def by_id(index) -> dict:
     """Samples of every split by id."""
     return {s.id: s for s in index.samples()}
@@ -56,7 +48,7 @@ def all_batches(index, ds_cfg, split: str = "train"):
 
 def test_isic_folders_index_and_decode_to_binary_labels(tmp_path):
     root = write_isic(tmp_path, n=10)
-    cfg = dataset_cfg(
+    cfg = compose_dataset(
         "isic", f"dataset.root={root}", "dataset.split.val=0.2", "dataset.split.test=0.1"
     )
     index, report = load_index(cfg, tmp_path / "cache")
@@ -71,7 +63,7 @@ def test_isic_folders_index_and_decode_to_binary_labels(tmp_path):
 
 def test_dsb_mask_is_the_union_of_overlapping_nuclei_and_instances_stay_reachable(tmp_path):
     root = write_dsb(tmp_path, n=6)
-    cfg = dataset_cfg("dsb2018", f"dataset.root={root}", "dataset.cache=none")
+    cfg = compose_dataset("dsb2018", f"dataset.root={root}", "dataset.cache=none")
     index, _ = load_index(cfg)
     assert sum(index.counts().values()) == 6
     sample = index.samples()[0]
@@ -84,12 +76,12 @@ def test_dsb_mask_is_the_union_of_overlapping_nuclei_and_instances_stay_reachabl
     for mask in masks:  # 32 px: the pipeline keeps the exact union
         np.testing.assert_array_equal(mask[..., 0], dsb_union())
     # root may also be the stage1_train folder itself.
-    assert build_index(dataset_cfg("dsb2018", f"dataset.root={root / 'stage1_train'}")).counts()
+    assert build_index(compose_dataset("dsb2018", f"dataset.root={root / 'stage1_train'}")).counts()
 
 
 def test_voc_palette_masks_read_as_indices_with_255_kept(tmp_path):
     root = write_voc(tmp_path, train=6, val=3)
-    cfg = dataset_cfg("voc", f"dataset.root={root}")
+    cfg = compose_dataset("voc", f"dataset.root={root}")
     index, _ = load_index(cfg)
     assert index.counts() == {"train": 6, "val": 3, "test": 0}
     assert index.origin["val"].startswith("official") and index.origin["val"].endswith("val.txt")
@@ -103,7 +95,7 @@ def test_voc_palette_masks_read_as_indices_with_255_kept(tmp_path):
 
 def test_voc_ignore_label_reaches_loss_and_metrics_as_ignored(tmp_path):
     root = write_voc(tmp_path)
-    cfg = dataset_cfg("voc", f"dataset.root={root}")
+    cfg = compose_dataset("voc", f"dataset.root={root}")
     index = build_index(cfg)
     _, masks = all_batches(index, cfg)
     ignored = masks[..., 0] == 255
@@ -122,7 +114,7 @@ def test_voc_ignore_label_reaches_loss_and_metrics_as_ignored(tmp_path):
 @pytest.mark.parametrize("form", ["stacks", "pngs"])
 def test_isbi_stack_and_png_forms_with_foreground_choice(tmp_path, form):
     root = write_isbi_stacks(tmp_path) if form == "stacks" else write_isbi_pngs(tmp_path)
-    cfg = dataset_cfg("isbi", f"dataset.root={root}")
+    cfg = compose_dataset("isbi", f"dataset.root={root}")
     index, _ = load_index(cfg)
     assert sum(index.counts().values()) == 10
     sample = index.samples()[0]
@@ -131,7 +123,7 @@ def test_isbi_stack_and_png_forms_with_foreground_choice(tmp_path, form):
     decoded = decode_sample(sample, index.labels, 1)
     assert decoded.image.shape == (32, 32, 1)
     np.testing.assert_array_equal(decoded.mask, (expected == 0).astype(np.uint8))  # membrane = 1
-    cell = build_index(dataset_cfg("isbi", f"dataset.root={root}", "dataset.foreground=cell"))
+    cell = build_index(compose_dataset("isbi", f"dataset.root={root}", "dataset.foreground=cell"))
     np.testing.assert_array_equal(
         decode_sample(sample, cell.labels, 1).mask, (expected == 255).astype(np.uint8)
     )
@@ -141,7 +133,7 @@ def test_isbi_stack_and_png_forms_with_foreground_choice(tmp_path, form):
 
 def test_isbi_stack_pages_are_samples_of_both_stacks(tmp_path):
     root = write_isbi_stacks(tmp_path, pages=10)
-    index = build_index(dataset_cfg("isbi", f"dataset.root={root}", "dataset.split.test=0"))
+    index = build_index(compose_dataset("isbi", f"dataset.root={root}", "dataset.split.test=0"))
     pages = sorted(s.page for s in index.samples())
     assert pages == list(range(10))
     assert all(s.image.endswith("train-volume.tif") for s in index.samples())
@@ -166,7 +158,7 @@ def test_folder_formats_suffixes_and_binary_encodings(tmp_path, image_ext, mask_
         mask_ext=mask_ext,
         mask_of=lambda i: square_mask(24, 32, value=scale, top=2 + i % 5),
     )
-    cfg = dataset_cfg(
+    cfg = compose_dataset(
         "folder",
         f"dataset.root={root}",
         "dataset.images=images",
@@ -186,7 +178,7 @@ def test_folder_index_masks_with_five_classes_and_ignore(tmp_path):
         return mask
 
     root = write_folder(tmp_path, mask_of=mask_of)
-    cfg = dataset_cfg(
+    cfg = compose_dataset(
         "folder",
         f"dataset.images={root / 'images'}",
         f"dataset.masks={root / 'masks'}",
@@ -205,7 +197,7 @@ def test_folder_colour_masks_through_the_colour_table(tmp_path):
     lookup[:5], lookup[255] = colours[:5], colours[5]
     root = write_folder(tmp_path, mask_of=lambda i: lookup[voc_mask(i)])
     table = "[" + ",".join(f"[{r},{g},{b}]" for r, g, b in VOC_PALETTE) + "]"
-    cfg = dataset_cfg(
+    cfg = compose_dataset(
         "folder",
         f"dataset.images={root / 'images'}",
         f"dataset.masks={root / 'masks'}",
@@ -228,7 +220,7 @@ def test_folder_ids_from_a_csv_file_instead_of_a_scan(tmp_path):
         writer.writerow(["id", "note"])
         for i in (0, 2, 4, 6, 7):
             writer.writerow([f"img{i:03d}.png", "ok"])
-    cfg = dataset_cfg(
+    cfg = compose_dataset(
         "folder",
         f"dataset.root={root}",
         "dataset.images=images",
@@ -243,18 +235,25 @@ def test_folder_ids_from_a_csv_file_instead_of_a_scan(tmp_path):
 
 def test_split_files_fix_every_split_and_unknown_ids_are_problems(tmp_path):
     root = write_isic(tmp_path / "isic", n=10)
-    first = build_index(dataset_cfg("isic", f"dataset.root={root}"))
+    first = build_index(compose_dataset("isic", f"dataset.root={root}"))
     first.write_split_files(tmp_path / "splits")
     again = build_index(
-        dataset_cfg("isic", f"dataset.root={root}", f"dataset.split.files={tmp_path / 'splits'}")
+        compose_dataset(
+            "isic", f"dataset.root={root}", f"dataset.split.files={tmp_path / 'splits'}"
+        )
     )
     assert again.splits == first.splits and not again.problems
     assert again.origin["val"] == f"file {tmp_path / 'splits' / 'val.txt'}"
+    leaked = (tmp_path / "splits" / "train.txt").read_text().split()[0]
     with (tmp_path / "splits" / "val.txt").open("a") as f:
-        f.write("ISIC_9999999\n")
-    cfg = dataset_cfg("isic", f"dataset.root={root}", f"dataset.split.files={tmp_path / 'splits'}")
-    with pytest.raises(DataError, match="val.txt: id ISIC_9999999 is not in the dataset"):
+        f.write(f"ISIC_9999999\n{leaked}\n")
+    cfg = compose_dataset(
+        "isic", f"dataset.root={root}", f"dataset.split.files={tmp_path / 'splits'}"
+    )
+    with pytest.raises(DataError) as error:
         load_index(cfg)
+    assert "val.txt: id ISIC_9999999 is not in the dataset" in str(error.value)
+    assert f"sample {leaked} is in both the train and the val split" in str(error.value)
 
 
 def test_split_is_deterministic_and_seed_dependent(tmp_path):
@@ -263,12 +262,12 @@ def test_split_is_deterministic_and_seed_dependent(tmp_path):
         seed: [
             s.id
             for s in build_index(
-                dataset_cfg("dsb2018", f"dataset.root={root}", f"dataset.split.seed={seed}")
+                compose_dataset("dsb2018", f"dataset.root={root}", f"dataset.split.seed={seed}")
             ).splits["val"]
         ]
         for seed in (0, 0, 1, 2)
     }
-    again = build_index(dataset_cfg("dsb2018", f"dataset.root={root}")).splits["val"]
+    again = build_index(compose_dataset("dsb2018", f"dataset.root={root}")).splits["val"]
     assert [s.id for s in again] == ids[0]
     assert ids[1] != ids[0] or ids[2] != ids[0]
 
@@ -278,7 +277,7 @@ def test_grayscale_saved_as_rgb_mask_reads_as_values_but_colour_mask_is_refused(
     gray = square_mask(24, 32)
     Image.fromarray(np.dstack([gray] * 3)).save(root / "masks" / "img000.png")
     Image.fromarray(rgb(0)).save(root / "masks" / "img001.png")
-    cfg = dataset_cfg(
+    cfg = compose_dataset(
         "folder", f"dataset.root={root}", "dataset.images=images", "dataset.masks=masks"
     )
     index = build_index(cfg)
@@ -286,3 +285,17 @@ def test_grayscale_saved_as_rgb_mask_reads_as_values_but_colour_mask_is_refused(
     assert decode_sample(samples["img000"], index.labels, 3).mask.max() == 1
     with pytest.raises(DataError, match="img001.png: colour mask.*mask_format=colour"):
         decode_sample(samples["img001"], index.labels, 3)
+
+
+def test_sixteen_bit_images_scale_to_eight_bits(tmp_path):
+    import tifffile
+
+    from segkit.data.decode import read_image
+
+    ramp = (np.arange(24 * 32, dtype=np.uint32).reshape(24, 32) * 85).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "a.tif", ramp)
+    Image.fromarray(ramp).save(tmp_path / "a.png")
+    for name in ("a.tif", "a.png"):
+        image, size = read_image(str(tmp_path / name), None, 1)
+        assert size == (24, 32) and image.dtype == np.uint8
+        np.testing.assert_array_equal(image[..., 0], (ramp.astype(np.uint32) * 255 // 65535))

@@ -50,6 +50,7 @@ def test_smoke_run_logs_a_finished_run_with_metrics_params_and_artifacts(smoke_o
     assert run.data.params["model.name"] == "unet"
     assert run.data.params["data.train_samples"] == "16"  # 24 - 2 * round(0.15 * 24)
     assert run.data.tags["replicas"] == "1" and run.data.tags["seed"] == "0"
+    assert run.data.tags["data.validation"].startswith("full: 24 samples")
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"config.yaml", "model", "figures", "splits"} <= artifacts
     assert {a.path for a in client.list_artifacts(run.info.run_id, "figures")} == {

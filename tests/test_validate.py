@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import compose_config, run_module
+from helpers import compose_dataset, run_module
 from segkit.data import build_index, load_index
 from segkit.data.validate import validate_dataset
 from segkit.errors import DataError
@@ -24,15 +24,8 @@ from tiny_datasets import (
 )
 
 
-def dataset_cfg(name: str, *overrides: str):
-    cfg = compose_config(
-        [f"dataset={name}", "output_dir=/tmp/unused", "dataset.image_size=32", *overrides]
-    )
-    return cfg.dataset
-
-
 def folder_cfg(root, *overrides: str):
-    return dataset_cfg(
+    return compose_dataset(
         "folder", f"dataset.images={root / 'images'}", f"dataset.masks={root / 'masks'}", *overrides
     )
 
@@ -53,14 +46,14 @@ def problems_of(cfg, tmp_path) -> tuple[str, list[str]]:
 )
 def test_missing_root_names_the_key(tmp_path, name, root):
     with pytest.raises(DataError, match=f"dataset.root={tmp_path / root}: folder not found"):
-        build_index(dataset_cfg(name, f"dataset.root={tmp_path / root}"))
+        build_index(compose_dataset(name, f"dataset.root={tmp_path / root}"))
 
 
 def test_missing_folder_dataset_folder_names_the_key(tmp_path):
     write_folder(tmp_path, n=2)
     with pytest.raises(DataError, match=f"dataset.masks={tmp_path / 'labels'}: folder not found"):
         build_index(
-            dataset_cfg(
+            compose_dataset(
                 "folder",
                 f"dataset.images={tmp_path / 'images'}",
                 f"dataset.masks={tmp_path / 'labels'}",
@@ -97,7 +90,9 @@ def test_binary_mask_with_128_and_an_empty_split(tmp_path):
     root = write_isic(tmp_path / "isic", n=6)
     mask_dir = root / "ISIC2018_Task1_Training_GroundTruth"
     cv2.imwrite(str(mask_dir / "ISIC_0000003_segmentation.png"), square_mask(24, 32, value=128))
-    cfg = dataset_cfg("isic", f"dataset.root={root}", "dataset.split.val=0", "dataset.split.test=0")
+    cfg = compose_dataset(
+        "isic", f"dataset.root={root}", "dataset.split.val=0", "dataset.split.test=0"
+    )
     message, problems = problems_of(cfg, tmp_path)
     assert "2 problems found" in message
     assert any("the val split is empty" in p for p in problems)
@@ -112,14 +107,14 @@ def test_voc_missing_and_empty_split_files(tmp_path):
     lists = voc / "ImageSets" / "Segmentation"
     (lists / "val.txt").unlink()
     with pytest.raises(DataError) as error:
-        load_index(dataset_cfg("voc", f"dataset.root={voc}"))
+        load_index(compose_dataset("voc", f"dataset.root={voc}"))
     assert f"{lists / 'val.txt'}: split file not found (dataset.val_list=val)" in str(error.value)
     (lists / "val.txt").write_text("")
     with pytest.raises(DataError, match="val.txt: the val split file lists no ids"):
-        load_index(dataset_cfg("voc", f"dataset.root={voc}"))
+        load_index(compose_dataset("voc", f"dataset.root={voc}"))
     (lists / "val.txt").write_text("2007_999999\n")
     with pytest.raises(DataError, match="2007_999999.jpg: listed image not found"):
-        load_index(dataset_cfg("voc", f"dataset.root={voc}"))
+        load_index(compose_dataset("voc", f"dataset.root={voc}"))
 
 
 def test_dsb_sample_without_masks_and_mismatched_nucleus_mask(tmp_path):
@@ -128,7 +123,7 @@ def test_dsb_sample_without_masks_and_mismatched_nucleus_mask(tmp_path):
     for mask in (folders[0] / "masks").iterdir():
         mask.unlink()
     Image.fromarray(np.zeros((16, 16), np.uint8)).save(folders[1] / "masks" / "small.png")
-    message, problems = problems_of(dataset_cfg("dsb2018", f"dataset.root={root}"), tmp_path)
+    message, problems = problems_of(compose_dataset("dsb2018", f"dataset.root={root}"), tmp_path)
     assert "2 problems" in message
     assert any(f"{folders[0].name}.png: no nucleus masks in" in p for p in problems)
     assert any("small.png: mask is 16x16 but image" in p for p in problems)
@@ -139,7 +134,7 @@ def test_isbi_stacks_with_different_page_counts(tmp_path):
     write_isbi_stacks(tmp_path / "other", pages=5)
     os.replace(tmp_path / "other" / "train-labels.tif", root / "train-labels.tif")
     with pytest.raises(DataError, match="train-labels.tif: 5 pages but .*train-volume.tif has 6"):
-        load_index(dataset_cfg("isbi", f"dataset.root={root}"))
+        load_index(compose_dataset("isbi", f"dataset.root={root}"))
 
 
 def test_quick_mode_reads_headers_and_file_ends_only(tmp_path):

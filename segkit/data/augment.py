@@ -53,11 +53,7 @@ def standard(aug: DictConfig, pad_value: int, ignore_index: int) -> list[A.Basic
             scale=tuple(aug.scale),
             rotate=(-aug.rotate, aug.rotate),
             translate_percent=(-aug.translate, aug.translate),
-            interpolation=cv2.INTER_LINEAR,
-            mask_interpolation=cv2.INTER_NEAREST,
-            border_mode=cv2.BORDER_CONSTANT,
-            fill=pad_value,
-            fill_mask=ignore_index,
+            **_warping(pad_value, ignore_index),
             p=aug.affine,
         ),
         A.ColorJitter(
@@ -77,11 +73,7 @@ def elastic(aug: DictConfig, pad_value: int, ignore_index: int) -> list[A.BasicT
         A.ElasticTransform(
             alpha=aug.alpha,
             sigma=aug.sigma,
-            interpolation=cv2.INTER_LINEAR,
-            mask_interpolation=cv2.INTER_NEAREST,
-            border_mode=cv2.BORDER_CONSTANT,
-            fill=pad_value,
-            fill_mask=ignore_index,
+            **_warping(pad_value, ignore_index),
             p=aug.elastic,
         ),
     ]
@@ -106,16 +98,7 @@ def build_transforms(
     if policy in ("random_crop", "center_crop"):
         # Evaluation always crops the centre, so val/test scores do not depend on chance.
         crop = A.RandomCrop if policy == "random_crop" and training else A.CenterCrop
-        transforms.append(
-            crop(
-                size,
-                size,
-                pad_if_needed=True,
-                border_mode=cv2.BORDER_CONSTANT,
-                fill=pad,
-                fill_mask=ignore,
-            )
-        )
+        transforms.append(crop(size, size, pad_if_needed=True, **_padding(pad, ignore)))
     if training and augment is not None:
         preset = lookup(AUGMENTS, option_value(augment.name), "augment.name")
         transforms += preset(augment, pad, ignore)
@@ -144,6 +127,20 @@ class SeededTransform:
         compose.set_random_state(np.random.default_rng(seed), random.Random(seed))
         out = compose(image=image, mask=mask)
         return out["image"], out["mask"]
+
+
+def _padding(pad_value: int, ignore_index: int) -> dict:
+    """Arguments that fill what a transform brings in: image constant, mask ignore label."""
+    return {"border_mode": cv2.BORDER_CONSTANT, "fill": pad_value, "fill_mask": ignore_index}
+
+
+def _warping(pad_value: int, ignore_index: int) -> dict:
+    """Arguments of a warp: bilinear for images, nearest neighbour for masks, padded."""
+    return {
+        "interpolation": cv2.INTER_LINEAR,
+        "mask_interpolation": cv2.INTER_NEAREST,
+        **_padding(pad_value, ignore_index),
+    }
 
 
 def element_seed(seed: int, epoch: int, index: int) -> int:

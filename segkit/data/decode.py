@@ -223,7 +223,8 @@ def _to_uint8(array: np.ndarray, path: str, scale: bool = True) -> np.ndarray:
         if np.issubdtype(array.dtype, np.integer) and array.min() >= 0 and array.max() <= 255:
             return array.astype(np.uint8)
         raise DataError(f"{path}: mask values outside 0..255 ({array.dtype})")
-    if array.dtype == np.uint16:
+    # 16-bit images (Pillow may hold them as 32-bit integers) map 0..65535 onto 0..255.
+    if np.issubdtype(array.dtype, np.integer) and array.min() >= 0 and array.max() <= 65535:
         return (array.astype(np.uint32) * 255 // 65535).astype(np.uint8)
     raise DataError(f"{path}: unsupported pixel type {array.dtype} (expected 8 or 16 bit)")
 

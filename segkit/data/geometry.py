@@ -13,55 +13,77 @@ nearest neighbour, so no label value is ever invented.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from omegaconf import DictConfig
+
+from segkit.config import option_value
 
 CROPS = ("random_crop", "center_crop")
 
 
-def output_scale(policy: str, height: int, width: int, size: int, rescale: int | None) -> float:
+@dataclass(frozen=True)
+class Policy:
+    """A resize policy with its settings (the ``dataset`` keys of the same names)."""
+
+    resize: str
+    size: int
+    rescale: int | None = None
+    pad_value: int = 0
+    ignore_index: int = 255
+
+    @classmethod
+    def from_config(cls, dataset: DictConfig) -> Policy:
+        """The policy a ``dataset`` config node sets."""
+        return cls(
+            resize=option_value(dataset.resize),
+            size=int(dataset.image_size),
+            rescale=None if dataset.rescale is None else int(dataset.rescale),
+            pad_value=int(dataset.pad_value),
+            ignore_index=int(dataset.ignore_index),
+        )
+
+    @property
+    def crops(self) -> bool:
+        """Whether a crop follows the deterministic part."""
+        return self.resize in CROPS
+
+
+def output_scale(policy: Policy, height: int, width: int) -> float:
     """The factor a policy scales an image of this size by before any crop."""
-    if policy == "resize":
-        return max(size / height, size / width)  # the larger of the two axis factors
-    if policy == "letterbox":
-        return size / max(height, width)
-    return rescale / min(height, width) if rescale else 1.0
+    if policy.resize == "resize":
+        return max(policy.size / height, policy.size / width)  # both sides keep >= size pixels
+    if policy.resize == "letterbox":
+        return policy.size / max(height, width)
+    return policy.rescale / min(height, width) if policy.rescale else 1.0
 
 
-def request(
-    policy: str, height: int, width: int, size: int, rescale: int | None
-) -> tuple[int, int]:
+def request(policy: Policy, height: int, width: int) -> tuple[int, int]:
     """The smallest (height, width) to decode an image at that loses no output detail."""
-    scale = min(1.0, output_scale(policy, height, width, size, rescale))
+    scale = min(1.0, output_scale(policy, height, width))
     return max(1, math.ceil(height * scale)), max(1, math.ceil(width * scale))
 
 
-def fit(
-    image: np.ndarray,
-    mask: np.ndarray,
-    policy: str,
-    size: int,
-    rescale: int | None,
-    pad_value: int,
-    ignore_index: int,
-) -> tuple[np.ndarray, np.ndarray]:
+def fit(image: np.ndarray, mask: np.ndarray, policy: Policy) -> tuple[np.ndarray, np.ndarray]:
     """Apply the deterministic part of a policy to an image [H, W, C] and its mask [H, W]."""
     height, width = image.shape[:2]
-    if policy == "resize":
+    size = policy.size
+    if policy.resize == "resize":
         return _resize(image, mask, size, size)
-    scale = output_scale(policy, height, width, size, rescale)
+    scale = output_scale(policy, height, width)
     new_h = max(1, round(height * scale))
     new_w = max(1, round(width * scale))
-    if policy in CROPS:
+    if policy.crops:
         return (image, mask) if scale == 1.0 else _resize(image, mask, new_h, new_w)
     image, mask = _resize(image, mask, new_h, new_w)
     top, left = (size - new_h) // 2, (size - new_w) // 2
     borders = (top, size - new_h - top, left, size - new_w - left)
     image = cv2.copyMakeBorder(
-        image, *borders, cv2.BORDER_CONSTANT, value=(pad_value,) * image.shape[2]
+        image, *borders, cv2.BORDER_CONSTANT, value=(policy.pad_value,) * image.shape[2]
     ).reshape(size, size, image.shape[2])
-    mask = cv2.copyMakeBorder(mask, *borders, cv2.BORDER_CONSTANT, value=ignore_index)
+    mask = cv2.copyMakeBorder(mask, *borders, cv2.BORDER_CONSTANT, value=policy.ignore_index)
     return image, mask
 
 

@@ -9,6 +9,7 @@ seed sees the same batches whatever the thread timing.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -57,12 +58,9 @@ class SampleLoader:
         self.samples = samples
         self.labels = labels
         # Plain values: read from many threads, and OmegaConf access is slow.
-        self.size = int(dataset.image_size)
+        self.policy = geometry.Policy.from_config(dataset)
+        self.size = self.policy.size
         self.channels = int(dataset.channels)
-        self.policy = option_value(dataset.resize)
-        self.rescale = None if dataset.rescale is None else int(dataset.rescale)
-        self.pad_value = int(dataset.pad_value)
-        self.ignore_index = int(dataset.ignore_index)
         self.seed = int(seed)
         transforms = build_transforms(dataset, augment, training)
         self.transform = (
@@ -90,16 +88,7 @@ class SampleLoader:
             hit = self.cache.get(sample)
             if hit is not None:
                 return hit
-        image, mask = load_fitted(
-            sample,
-            self.labels,
-            self.channels,
-            self.policy,
-            self.size,
-            self.rescale,
-            self.pad_value,
-            self.ignore_index,
-        )
+        image, mask = load_fitted(sample, self.labels, self.channels, self.policy)
         if self.cache is not None:
             self.cache.put(sample, image, mask)
         return image, mask
@@ -109,30 +98,18 @@ class SampleLoader:
         return {
             "version": CACHE_VERSION,
             "labels": [list(self.labels.table), [list(c) for c in self.labels.colours]],
-            "size": self.size,
             "channels": self.channels,
-            "policy": self.policy,
-            "rescale": self.rescale,
-            "pad_value": self.pad_value,
-            "ignore_index": self.ignore_index,
+            "policy": dataclasses.asdict(self.policy),
         }
 
 
 def load_fitted(
-    sample: Sample,
-    labels: LabelMap,
-    channels: int,
-    policy: str,
-    size: int,
-    rescale: int | None,
-    pad_value: int,
-    ignore_index: int,
+    sample: Sample, labels: LabelMap, channels: int, policy: geometry.Policy
 ) -> tuple[np.ndarray, np.ndarray]:
     """Decode a sample at the smallest scale the policy allows, then fit it to the policy."""
     height, width = header_size(sample.image, sample.page)
-    request = geometry.request(policy, height, width, size, rescale)
-    decoded = decode_sample(sample, labels, channels, request)
-    return geometry.fit(decoded.image, decoded.mask, policy, size, rescale, pad_value, ignore_index)
+    decoded = decode_sample(sample, labels, channels, geometry.request(policy, height, width))
+    return geometry.fit(decoded.image, decoded.mask, policy)
 
 
 class MemoryCache:

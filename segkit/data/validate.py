@@ -88,6 +88,7 @@ def validate_dataset(
                 f"({index.origin.get(split, 'no samples')})"
             )
     samples = index.samples()
+    problems += _shared_ids(index)
     marker = _marker(cache_dir, mode, index.labels, int(dataset.channels), samples)
     cached = marker is not None and marker.exists()
     if mode != "off" and not cached:
@@ -135,6 +136,21 @@ def check_sample(sample: Sample, labels: LabelMap, channels: int, full: bool) ->
                 )
     except DataError as error:
         problems.append(str(error))
+    return problems
+
+
+def _shared_ids(index: DatasetIndex) -> list[str]:
+    """A sample in two splits would be scored on data it trained on."""
+    seen: dict[str, str] = {}
+    problems = []
+    for split, samples in index.splits.items():
+        for sample in samples:
+            if sample.id in seen:
+                problems.append(
+                    f"{sample.image}: sample {sample.id} is in both the {seen[sample.id]} and "
+                    f"the {split} split"
+                )
+            seen.setdefault(sample.id, split)
     return problems
 
 
