@@ -5,8 +5,14 @@ masks), resize to ``--size`` and apply the same ``standard`` augmentation preset
 
 - segkit: ``segkit.data.pipeline.make_dataset`` (reduced-scale JPEG decoding, parallel calls
   through ``tf.numpy_function``, prefetching);
+- segkit-cached: the same with ``dataset.cache=disk``, measured once the cache is filled (what
+  every epoch after the first costs: augmentation still differs per epoch);
 - seed: a ``keras.utils.PyDataset`` that reads each file with OpenCV at full size and resizes it,
   one item at a time, as the ISIC seed projects do (``workers=1``, their default).
+
+Besides images/s (wall clock) each row gives images per CPU-second of the process, which other
+load on a shared machine disturbs far less: on an idle machine a loader that uses every core
+reaches about (cores x images per CPU-second) images/s.
 
 Each measurement runs in its own subprocess, one after another, so the peak resident memory
 (``ru_maxrss`` of that process) belongs to one loader and one dataset size. The dataset grows by
@@ -21,6 +27,7 @@ only if nothing else changes during the run: rerun on a quiet machine for number
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import resource
@@ -31,6 +38,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "isic2018_fullres"
+LOADERS = ("segkit", "segkit-cached", "seed")
 
 
 def main() -> None:
@@ -40,8 +48,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--images", type=int, default=192, help="images per measurement")
     parser.add_argument("--scales", type=int, nargs="+", default=[1, 10], help="list repeats")
-    parser.add_argument("--loaders", nargs="+", default=["segkit", "seed"])
-    parser.add_argument("--child", choices=["segkit", "seed"], help=argparse.SUPPRESS)
+    parser.add_argument("--loaders", nargs="+", default=list(LOADERS), choices=list(LOADERS))
+    parser.add_argument("--child", choices=list(LOADERS), help=argparse.SUPPRESS)
     parser.add_argument("--repeat", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -72,19 +80,38 @@ def run_child(loader: str, scale: int, args) -> dict:
 
 
 def measure(loader: str, args) -> dict:
-    """Iterate ``args.images`` images (after one warm-up batch); images/s and peak RSS."""
+    """Iterate ``args.images`` images (after one warm-up batch): images/s, images per
+    CPU-second, peak RSS."""
+    import tempfile
+
     pairs = file_pairs(args.data) * args.repeat
     per_epoch = len(pairs) // args.batch * args.batch  # both loaders drop incomplete batches
     epochs = max(1, -(-(args.images + args.batch) // per_epoch))
-    batches = iter(segkit_batches(pairs, args, epochs) if loader == "segkit" else
-                   seed_batches(pairs, args, epochs))  # fmt: skip
-    next(batches)  # warm-up: graph building, thread pools
-    start, images = time.perf_counter(), 0
-    while images < args.images:
-        images += len(next(batches)[0])
-    seconds = time.perf_counter() - start
+    with tempfile.TemporaryDirectory() as cache_dir:
+        if loader == "seed":
+            batches = seed_batches(pairs, args, epochs)
+        else:
+            cache = cache_dir if loader == "segkit-cached" else None
+            if cache:
+                for _ in segkit_batches(pairs, args, 1, cache):  # fill the cache, untimed
+                    pass
+            batches = segkit_batches(pairs, args, epochs, cache)
+        next(batches)  # warm-up: graph building, thread pools
+        start, cpu_start, images = time.perf_counter(), _cpu_seconds(), 0
+        while images < args.images:
+            images += len(next(batches)[0])
+        seconds, cpu = time.perf_counter() - start, _cpu_seconds() - cpu_start
+        # Stop the pipeline before the interpreter exits: tf.data threads still running
+        # Python (tf.numpy_function) during shutdown can abort the process.
+        batches.close()
+        gc.collect()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    return {"files": len(pairs), "images": images, "seconds": seconds, "peak_mib": peak}
+    return {"files": len(pairs), "images": images, "seconds": seconds, "cpu": cpu, "peak_mib": peak}
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def file_pairs(root: Path) -> list[tuple[str, str]]:
@@ -97,7 +124,7 @@ def file_pairs(root: Path) -> list[tuple[str, str]]:
     return [(s.image, s.mask) for s in index_isic_folder(root, split).samples()]
 
 
-def segkit_batches(pairs, args, epochs):
+def segkit_batches(pairs, args, epochs, cache_dir=None):
     from omegaconf import OmegaConf
 
     from segkit.config import IsicDatasetConfig, StandardAugmentConfig
@@ -106,11 +133,15 @@ def segkit_batches(pairs, args, epochs):
 
     # Repeated files are distinct samples (ids differ), as in a larger dataset.
     samples = [Sample(f"{i}", image, mask) for i, (image, mask) in enumerate(pairs)]
-    dataset = OmegaConf.structured(IsicDatasetConfig(name="isic", root="", image_size=args.size))
+    dataset = OmegaConf.structured(
+        IsicDatasetConfig(
+            name="isic", root="", image_size=args.size, cache="disk" if cache_dir else "none"
+        )
+    )
     augment = OmegaConf.structured(StandardAugmentConfig(name="standard"))
     ds = make_dataset(
         samples, dataset, batch_size=args.batch, training=True, seed=0, augment=augment,
-        epochs=epochs,
+        epochs=epochs, cache_dir=cache_dir,
     )  # fmt: skip
     for images, masks in ds:
         yield images.numpy(), masks.numpy()
@@ -161,21 +192,23 @@ def print_table(rows: list[dict], args) -> None:
         f"\nISIC full resolution ({args.data.name}), resize to {args.size}, standard augmentation,"
         f" batch {args.batch}, {os.cpu_count()} CPU cores, {args.images} images per row"
     )
-    header = f"{'loader':8s} {'scale':>5s} {'files':>6s} {'images/s':>9s} {'vs seed':>8s}"
-    header += f" {'peak RSS MiB':>13s} {'vs 1x':>6s}"
+    header = (
+        f"{'loader':14s} {'scale':>5s} {'files':>6s} {'images/s':>9s} {'vs seed':>8s}"
+        f" {'img/CPU-s':>10s} {'vs seed':>8s} {'peak RSS MiB':>13s} {'vs 1x':>6s}"
+    )
     print(header)
     print("-" * len(header))
-    rate = {(r["loader"], r["scale"]): r["images"] / r["seconds"] for r in rows}
-    peak = {(r["loader"], r["scale"]): r["peak_mib"] for r in rows}
     first = min(args.scales)
+    by_key = {(r["loader"], r["scale"]): r for r in rows}
     for r in rows:
-        key = (r["loader"], r["scale"])
-        seed_rate = rate.get(("seed", r["scale"]))
-        versus = f"{rate[key] / seed_rate:7.2f}x" if seed_rate else f"{'-':>8s}"
-        growth = peak[key] / peak[(r["loader"], first)]
+        rate, per_cpu = r["images"] / r["seconds"], r["images"] / r["cpu"]
+        seed = by_key.get(("seed", r["scale"]))
+        versus = f"{rate / (seed['images'] / seed['seconds']):7.2f}x" if seed else f"{'-':>8s}"
+        versus_cpu = f"{per_cpu / (seed['images'] / seed['cpu']):7.2f}x" if seed else f"{'-':>8s}"
+        growth = r["peak_mib"] / by_key[(r["loader"], first)]["peak_mib"]
         print(
-            f"{r['loader']:8s} {r['scale']:4d}x {r['files']:6d} {rate[key]:9.1f} {versus} "
-            f"{peak[key]:13.0f} {growth:5.2f}x"
+            f"{r['loader']:14s} {r['scale']:4d}x {r['files']:6d} {rate:9.1f} {versus} "
+            f"{per_cpu:10.1f} {versus_cpu} {r['peak_mib']:13.0f} {growth:5.2f}x"
         )
 
 

@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 import segkit
 from segkit import paths
 from segkit.config import option_value, to_container, validate
-from segkit.data import DatasetIndex, load_index
+from segkit.data import load_index
 from segkit.errors import ConfigError, TrainingDiverged
 from segkit.tracking import flatten, make_tracker
 
@@ -44,7 +44,6 @@ class Run:
         self.cfg = cfg
         self.output_dir = paths.resolve_output_dir(cfg.output_dir)
         _check_output_dir(self.output_dir)
-        self.index: DatasetIndex
         self.index, self.validation = load_index(
             cfg.dataset, cfg.cache_dir, report_file=self.output_dir / "data_problems.txt"
         )

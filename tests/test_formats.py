@@ -37,10 +37,16 @@ def by_id(index) -> dict:
     return {s.id: s for s in index.samples()}
 
 
-def all_batches(index, ds_cfg, split: str = "train"):
+def all_batches(index, ds_cfg, split: str = "train", cache_dir=None):
     """Every (image, mask) of a split through the evaluation pipeline, as numpy."""
     ds = make_dataset(
-        index.splits[split], ds_cfg, batch_size=4, training=False, seed=0, labels=index.labels
+        index.splits[split],
+        ds_cfg,
+        batch_size=4,
+        training=False,
+        seed=0,
+        labels=index.labels,
+        cache_dir=cache_dir,
     )
     images, masks = zip(*[(x.numpy(), y.numpy()) for x, y in ds], strict=True)
     return np.concatenate(images), np.concatenate(masks)
@@ -54,7 +60,7 @@ def test_isic_folders_index_and_decode_to_binary_labels(tmp_path):
     index, report = load_index(cfg, tmp_path / "cache")
     assert index.counts() == {"train": 7, "val": 2, "test": 1}
     assert report.mode == "full" and not report.cached
-    images, masks = all_batches(index, cfg)
+    images, masks = all_batches(index, cfg, cache_dir=tmp_path / "cache")  # cache: disk
     assert images.shape == (7, 32, 32, 3) and masks.shape == (7, 32, 32, 1)
     assert set(np.unique(masks)) == {0, 1}
     # A second validation of unchanged files is skipped.

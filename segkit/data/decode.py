@@ -101,7 +101,7 @@ def read_image(
             if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
                 array = _to_uint8(np.asarray(im), path)
             else:
-                array = np.asarray(im.convert(mode))
+                array = np.asarray(im if im.mode == mode else im.convert(mode))
     except (OSError, ValueError, SyntaxError) as error:
         raise DataError(f"{path}: unreadable or truncated image ({error})") from None
     return _to_channels(array, channels), full_size
