@@ -305,3 +305,22 @@ def test_sixteen_bit_images_scale_to_eight_bits(tmp_path):
         image, size = read_image(str(tmp_path / name), None, 1)
         assert size == (24, 32) and image.dtype == np.uint8
         np.testing.assert_array_equal(image[..., 0], (ramp.astype(np.uint32) * 255 // 65535))
+
+
+def test_voc_with_sbd_augmented_masks_and_train_aug_list(tmp_path):
+    voc = write_voc(tmp_path, train=6, val=3)
+    aug = voc / "SegmentationClassAug"
+    aug.mkdir()
+    ids = [f"2007_{i:06d}" for i in range(9)]
+    for i, sample_id in enumerate(ids):  # SBD keeps class indices as plain grayscale PNGs
+        Image.fromarray(voc_mask(i), "L").save(aug / f"{sample_id}.png")
+    lists = voc / "ImageSets" / "Segmentation"
+    (lists / "train_aug.txt").write_text("".join(f"{s}\n" for s in ids[:6]))
+    cfg = compose_dataset(
+        "voc", f"dataset.root={voc}", "dataset.use_sbd=true", "dataset.train_list=train_aug"
+    )
+    index, _ = load_index(cfg)
+    assert index.counts() == {"train": 6, "val": 3, "test": 0}
+    sample = by_id(index)["2007_000007"]
+    assert "SegmentationClassAug" in sample.mask
+    np.testing.assert_array_equal(decode_sample(sample, index.labels, 3).mask, voc_mask(7))

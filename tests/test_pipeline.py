@@ -165,12 +165,15 @@ def test_seeded_transform_draws_independently_for_each_transform():
 def test_every_preset_keeps_masks_integer_and_pads_with_ignore():
     from segkit.config import SCHEMAS
 
-    image = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    rng = np.random.default_rng(0)
     mask = square_mask(32, 32, value=1, top=8, size=16)
-    for name in AUGMENTS:
-        aug = OmegaConf.structured(SCHEMAS["augment"][name])
-        transforms = AUGMENTS[name](aug, 0, 255)
-        if name != "none":
-            transforms.append(A.Affine(rotate=(45, 45), fill_mask=255, p=1.0))
-        out = SeededTransform(lambda t=transforms: t)(image, mask, 1)[1]
-        assert out.dtype == np.uint8 and set(np.unique(out)) <= {0, 1, 255}, name
+    for channels in (3, 1):  # RGB, and grayscale as ISBI is read
+        image = rng.integers(0, 256, (32, 32, channels), dtype=np.uint8)
+        for name in AUGMENTS:
+            aug = OmegaConf.structured(SCHEMAS["augment"][name])
+            transforms = AUGMENTS[name](aug, 0, 255)
+            if name != "none":
+                transforms.append(A.Affine(rotate=(45, 45), fill_mask=255, p=1.0))
+            out_image, out = SeededTransform(lambda t=transforms: t)(image, mask, 1)
+            assert out_image.shape == image.shape, (name, channels)
+            assert out.dtype == np.uint8 and set(np.unique(out)) <= {0, 1, 255}, name

@@ -95,7 +95,7 @@ def test_binary_mask_with_128_and_an_empty_split(tmp_path):
     )
     message, problems = problems_of(cfg, tmp_path)
     assert "2 problems found" in message
-    assert any("the val split is empty" in p for p in problems)
+    assert any("the val split of dataset 'isic' is empty (none)" in p for p in problems)
     assert any(
         "ISIC_0000003_segmentation.png: invalid mask values 128 (expected 0 and 1 or 255)" in p
         for p in problems

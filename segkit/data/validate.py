@@ -84,7 +84,7 @@ def validate_dataset(
     for split in REQUIRED_SPLITS:
         if not index.splits.get(split):
             problems.append(
-                f"dataset {dataset.name!r} at {dataset.root}: the {split} split is empty "
+                f"the {split} split of dataset {dataset.name!r} is empty "
                 f"({index.origin.get(split, 'no samples')})"
             )
     samples = index.samples()
