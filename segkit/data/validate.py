@@ -52,7 +52,7 @@ class ValidationReport:
     cached: bool
 
     def describe(self) -> str:
-        """One line for logs and tags, e.g. ``full: 650 samples in 3.1 s``."""
+        """One line for logs and tags, e.g. ``full: 650 samples (3.1 s)``."""
         if self.mode == "off":
             return "off: file names only"
         where = "passed before, files unchanged" if self.cached else f"{self.seconds:.1f} s"
