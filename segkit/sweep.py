@@ -86,6 +86,13 @@ class SweepCallback(Callback):
                 f"must not write the local store tracking.uri={tracking.uri} at once: start an "
                 "MLflow server with `make server` and add tracking=server (or use tracking=none)"
             )
+        multi_worker = option_value(job_config.trainer.strategy) == "multi_worker"
+        if multi_worker and "submitit" not in launcher:
+            # Collective ops are set up once per process: each job needs processes of its own.
+            raise ConfigError(
+                "trainer.strategy=multi_worker in a -m sweep needs its own worker processes for "
+                "each job: add hydra/launcher=slurm_multi_worker (or train without -m)"
+            )
         if not (tracking.enabled and tracking.sweep.parent_run):
             return
         self._sweep_dir = hydra_job.sweep_dir(config.hydra)

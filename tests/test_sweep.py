@@ -139,16 +139,34 @@ def test_optuna_search_of_three_trials_returns_the_best(tmp_path, cache_dir):
     assert parent.data.params["trainer.optimizer.lr"] == "tag(log, interval(1e-4, 1e-2))"
 
 
-def test_parallel_launcher_refuses_a_local_sqlite_store(tmp_path, cache_dir):
-    args = sweep_args(
-        tmp_path, cache_dir, "hydra/launcher=joblib", "trainer.optimizer.lr=1e-3,1e-2"
-    )
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["hydra/launcher=joblib", "trainer.optimizer.lr=1e-3,1e-2"],
+            "hydra/launcher=joblib runs jobs in parallel, and several processes must not write "
+            "the local store tracking.uri=sqlite:///mlflow.db at once: start an MLflow server "
+            "with `make server` and add tracking=server",
+        ),
+        (
+            ["trainer=multi_worker", "trainer.optimizer.lr=1e-3,1e-2"],
+            "trainer.strategy=multi_worker in a -m sweep needs its own worker processes",
+        ),
+        (["hparams_search=optuna_isic"], "missing value for dataset.root"),
+        (["+trainer.epoch=3", "seed=0,1"], "unknown config key trainer.epoch"),
+    ],
+)
+def test_a_sweep_that_cannot_work_stops_before_its_first_job(
+    tmp_path, cache_dir, overrides, message
+):
+    args = sweep_args(tmp_path, cache_dir, *overrides)
+    if "hparams_search=optuna_isic" in overrides:  # TINY's keys are the synthetic dataset's
+        args = ["-m", *overrides, f"hydra.sweep.dir={tmp_path / 'sweep'}"]
     result = run_module("segkit.train", *args, cwd=tmp_path)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
-    assert "hydra/launcher=joblib runs jobs in parallel" in lines[0]
-    assert "make server" in lines[0] and "tracking=server" in lines[0]
+    assert lines[0].startswith("segkit.train: error: ") and message in lines[0]
     assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "sweep").exists()
 
 
