@@ -43,6 +43,11 @@ class ClusterRole:
         """``worker-1``: names the folder a non-chief worker writes its own files to."""
         return f"{self.task_type}-{self.task_id}"
 
+    def describe(self) -> str:
+        """``worker-0 of 2 (cluster from tf_config), the chief``, for the log."""
+        chief = ", the chief" if self.is_chief else ""
+        return f"{self.name} of {self.num_workers} (cluster from {self.source}){chief}"
+
 
 def resolve_role(trainer: DictConfig, environ: Mapping[str, str] | None = None) -> ClusterRole:
     """This process's role for ``trainer.strategy``, from ``TF_CONFIG`` or Slurm's variables.

@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import math
 import platform
-from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -46,13 +45,7 @@ class Run:
         self.cfg = cfg
         self.role = resolve_role(cfg.trainer)
         if self.role.multi_worker:
-            log.info(
-                "multi-worker run (cluster from %s): %s of %d%s",
-                self.role.source,
-                self.role.name,
-                self.role.num_workers,
-                ", the chief" if self.role.is_chief else "",
-            )
+            log.info("multi-worker run: %s", self.role.describe())
         self.output_dir = hydra_job.output_dir(cfg.output_dir)
         paths.check_output_dir(self.output_dir)
         # Where this process writes its own files: workers other than the chief keep theirs apart,
@@ -181,6 +174,7 @@ class Run:
         """
         import keras
 
+        from segkit import trainer
         from segkit.metrics import scores_numpy
 
         best = paths.best_checkpoint(self.output_dir)
@@ -188,7 +182,9 @@ class Run:
             if not self.role.is_chief:
                 log.info("%s: done; the chief evaluates the best checkpoint", self.role.name)
                 return {}
-            model, confusion = self._load_for_evaluation(best)
+            # Compiled outside the strategy: the chief alone runs it.
+            model = keras.saving.load_model(best, compile=False)
+            confusion = trainer.compile_model(model, self.cfg.trainer, self.cfg.dataset, 1)
         elif best.is_file():
             model.set_weights(keras.saving.load_model(best, compile=False).get_weights())
         names = list(self.cfg.dataset.class_names or range(int(self.cfg.dataset.num_classes)))
@@ -212,15 +208,6 @@ class Run:
             ", ".join(f"{k}={v:.4f}" for k, v in results.items() if k.count("/") == 1),
         )
         return results
-
-    def _load_for_evaluation(self, best: Path):
-        """The best checkpoint as a model of its own, compiled outside any strategy."""
-        import keras
-
-        from segkit import trainer
-
-        model = keras.saving.load_model(best, compile=False)
-        return model, trainer.compile_model(model, self.cfg.trainer, self.cfg.dataset, 1)
 
     def _eval_dataset(self, split: str):
         from segkit.data.pipeline import make_dataset
