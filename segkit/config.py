@@ -32,6 +32,24 @@ class Strategy(StrEnum):
 
     default = "default"
     mirrored = "mirrored"
+    multi_worker = "multi_worker"
+
+
+class ClusterSource(StrEnum):
+    """Where a multi-worker run reads the cluster layout from."""
+
+    # TF_CONFIG when it is set, else Slurm's variables inside a Slurm job step.
+    auto = "auto"
+    tf_config = "tf_config"
+    slurm = "slurm"
+
+
+class Communication(StrEnum):
+    """Collective implementation of MultiWorkerMirroredStrategy."""
+
+    auto = "auto"
+    ring = "ring"
+    nccl = "nccl"
 
 
 class OptimizerName(StrEnum):
@@ -331,6 +349,21 @@ class EarlyStoppingConfig:
 
 
 @dataclass
+class MultiWorkerConfig:
+    """How ``strategy: multi_worker`` finds its cluster (ignored by the other strategies)."""
+
+    cluster: ClusterSource = ClusterSource.auto
+    communication: Communication = Communication.auto
+    # SlurmClusterResolver: port of a node's first task (the next tasks count up from it) and GPUs
+    # per node (null: ask nvidia-smi; 0: CPU-only nodes, CUDA_VISIBLE_DEVICES is left alone).
+    port_base: int = 8888
+    gpus_per_node: int | None = None
+    # BatchNormalization takes its batch statistics over all workers: without it each worker's
+    # moving mean and variance drift apart and the workers end with different weights.
+    sync_batch_norm: bool = True
+
+
+@dataclass
 class TrainerConfig:
     """Everything about how the model is fitted."""
 
@@ -353,9 +386,20 @@ class TrainerConfig:
     limit_val_batches: int | None = None
     # Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch.
     verbose: int = 1
+    multi_worker: MultiWorkerConfig = field(default_factory=MultiWorkerConfig)
 
 
 # ---------------------------------------------------------------------------------- tracking
+
+
+@dataclass
+class SweepTrackingConfig:
+    """How the jobs of a ``-m`` sweep are grouped in MLflow."""
+
+    # One parent run for the sweep with each job as a child run (tag mlflow.parentRunId).
+    parent_run: bool = True
+    # Name of the parent run; null = "<run name>-sweep".
+    run_name: str | None = None
 
 
 @dataclass
@@ -363,12 +407,18 @@ class TrackingConfig:
     """Where runs are logged. ``enabled: false`` (tracking=none) logs nothing."""
 
     enabled: bool = True
+    # sqlite:///file.db (one process at a time) or http(s)://host:port of an `mlflow server`.
     uri: str = "sqlite:///mlflow.db"
     experiment: str = "segkit"
     # Artifact root for a new experiment; null lets MLflow choose (./mlartifacts next to the db).
     artifact_location: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
     log_model: bool = True
+    # Seconds an http(s) tracking server has to answer the check made before anything is trained.
+    server_timeout: float = 5.0
+    # Nest the run under this MLflow run; segkit sets it for each job of a -m sweep.
+    parent_run_id: str | None = None
+    sweep: SweepTrackingConfig = field(default_factory=SweepTrackingConfig)
 
 
 # -------------------------------------------------------------------------------------- root
@@ -429,7 +479,11 @@ SCHEMAS: dict[str, dict[str, Any]] = {
 
 
 def register_configs() -> None:
-    """Register the root schema and the group schemas in Hydra's ConfigStore (idempotent)."""
+    """Register the schemas in Hydra's ConfigStore and segkit's resolvers (idempotent).
+
+    ``${metric_direction:val/loss}`` gives ``minimize`` (``maximize`` for scores), for sweepers.
+    """
+    OmegaConf.register_new_resolver("metric_direction", metric_direction, replace=True)
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
     cs.store(name="inspect_schema", node=InspectConfig)
@@ -472,6 +526,13 @@ def validate(cfg: DictConfig) -> None:
                 f"trainer.monitor={trainer.monitor!r}: expected a validation metric such as "
                 "val/dice, val/miou, val/pixel_accuracy or val/loss"
             )
+    if "optimized_metric" in cfg and not str(cfg.optimized_metric).startswith(("val/", "test/")):
+        raise ConfigError(
+            f"optimized_metric={cfg.optimized_metric!r}: expected a final score such as "
+            "val/dice, val/miou, val/loss or test/dice"
+        )
+    if "tracking" in cfg and cfg.tracking.server_timeout <= 0:
+        raise ConfigError(f"tracking.server_timeout={cfg.tracking.server_timeout}: expected > 0")
 
 
 def _validate_dataset(ds: DictConfig) -> None:
@@ -576,6 +637,11 @@ def _check_known_keys(node: DictConfig, path: str) -> None:
         child = node._get_node(key)
         if isinstance(child, DictConfig) and not child._is_none() and not child._is_missing():
             _check_known_keys(child, f"{path}{key}.")
+
+
+def metric_direction(metric: str) -> str:
+    """``minimize`` for a loss (``val/loss``), ``maximize`` for a score (``val/dice``)."""
+    return "minimize" if str(metric).rsplit("/", 1)[-1].endswith("loss") else "maximize"
 
 
 def option_value(option: Any) -> str:

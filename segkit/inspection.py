@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
-from segkit import paths, report
+from segkit import hydra_job, report
 from segkit.config import to_container, validate
 from segkit.data import DatasetIndex, Sample, build_index
 from segkit.data.decode import decode_sample, header_size
@@ -53,7 +53,7 @@ def inspect(cfg: DictConfig) -> dict:
             missing (problems in individual files are reported, not raised).
     """
     validate(cfg)
-    output_dir = paths.resolve_output_dir(cfg.output_dir)
+    output_dir = hydra_job.output_dir(cfg.output_dir)
     ds = cfg.dataset
     index = build_index(ds)
     stats, problems = collect(index, int(ds.channels), cfg.max_samples)

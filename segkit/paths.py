@@ -17,19 +17,11 @@ def backup_dir(output_dir: Path) -> Path:
     return output_dir / "backup"
 
 
-def resolve_output_dir(configured: str | None) -> Path:
-    """The configured output directory, or Hydra's job directory when it is null.
-
-    Raises:
-        ConfigError: it is null and no Hydra job is running.
-    """
-    from hydra.core.hydra_config import HydraConfig
-
-    if configured is None:
-        if not HydraConfig.initialized():
-            raise ConfigError(
-                "output_dir is null and there is no Hydra job directory: "
-                "set output_dir when calling segkit from Python without Hydra"
-            )
-        configured = HydraConfig.get().runtime.output_dir
-    return Path(str(configured)).expanduser().resolve()
+def check_output_dir(output_dir: Path) -> None:
+    """Refuse to write over a finished run's checkpoint (an unfinished one is resumed)."""
+    best = best_checkpoint(output_dir)
+    if best.exists() and not backup_dir(output_dir).exists():
+        raise ConfigError(
+            f"output_dir={output_dir} already holds a finished run ({best}); "
+            "choose a new output_dir to train again"
+        )

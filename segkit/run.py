@@ -5,27 +5,28 @@ be wrong with the user's input (config values, dataset files, the output directo
 before TensorFlow is imported and before an MLflow run exists, so a user mistake never leaves a run
 behind. Once the MLflow run is started it is always ended: FINISHED, FAILED, or KILLED on Ctrl-C
 or SIGTERM.
+
+Under ``strategy: multi_worker`` every worker process builds a ``Run``; only the chief logs to
+MLflow, writes the best checkpoint and evaluates it. Each other worker writes its own files (its
+BackupAndRestore state) under ``<output_dir>/workers/<task>/``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import platform
-import signal
-import threading
-from collections.abc import Iterator
-from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
 import segkit
-from segkit import paths
+from segkit import hydra_job, paths
+from segkit.cluster import resolve_role
 from segkit.config import option_value, to_container, validate
-from segkit.data import load_index
-from segkit.errors import ConfigError, TrainingDiverged
-from segkit.tracking import flatten, make_tracker
+from segkit.data import DatasetIndex, load_index
+from segkit.errors import ConfigError, TrainingDiverged, short_reason
+from segkit.interrupts import sigterm_as_interrupt
+from segkit.tracking import NullTracker, final_metric_name, flatten, make_tracker
 
 log = logging.getLogger(__name__)
 SCORES = ("loss", "dice", "miou", "pixel_accuracy")
@@ -42,12 +43,26 @@ class Run:
     def __init__(self, cfg: DictConfig):
         validate(cfg)
         self.cfg = cfg
-        self.output_dir = paths.resolve_output_dir(cfg.output_dir)
-        _check_output_dir(self.output_dir)
-        self.index, self.validation = load_index(
-            cfg.dataset, cfg.cache_dir, report_file=self.output_dir / "data_problems.txt"
+        self.role = resolve_role(cfg.trainer)
+        if self.role.multi_worker:
+            log.info("multi-worker run: %s", self.role.describe())
+        self.output_dir = hydra_job.output_dir(cfg.output_dir)
+        paths.check_output_dir(self.output_dir)
+        # Where this process writes its own files: workers other than the chief keep theirs apart,
+        # so that workers sharing a file system (or an output_dir) never write the same file.
+        self.worker_dir = (
+            self.output_dir if self.role.is_chief else self.output_dir / "workers" / self.role.name
         )
-        self.tracker = make_tracker(cfg.tracking)
+        self.index: DatasetIndex
+        self.index, self.validation = load_index(
+            cfg.dataset, cfg.cache_dir, report_file=self.worker_dir / "data_problems.txt"
+        )
+        if cfg.optimized_metric.startswith("test/") and not self.index.splits.get("test"):
+            raise ConfigError(
+                f"optimized_metric={cfg.optimized_metric} but dataset {cfg.dataset.name!r} has "
+                "no test split: optimise a val/ score"
+            )
+        self.tracker = make_tracker(cfg.tracking) if self.role.is_chief else NullTracker()
         self.history: dict[str, list[float]] = {}
 
     def execute(self) -> dict[str, float]:
@@ -63,25 +78,28 @@ class Run:
 
         cfg = self.cfg
         trainer.configure_logical_cpus(int(cfg.trainer.logical_cpu_devices))
+        # The jobs of a sweep run one after another in one process: start each from a clean slate.
+        keras.backend.clear_session()
         keras.utils.set_random_seed(int(cfg.seed))
-        self.output_dir.mkdir(parents=True, exist_ok=True)
+        self.worker_dir.mkdir(parents=True, exist_ok=True)
         self.tracker.start(self._run_name(), self._params(), self._tags())
         status = "FAILED"
         try:
             with (
-                _sigterm_as_interrupt(),
+                sigterm_as_interrupt(),
                 trainer.precision_policy(option_value(cfg.trainer.precision)),
             ):
                 model, confusion = self.fit()
                 results = self.evaluate(model, confusion)
-                self._log_artifacts()
+                if self.role.is_chief:
+                    self._log_artifacts()
             status = "FINISHED"
             return results
         except KeyboardInterrupt:
             status = "KILLED"
             raise
         except Exception as error:
-            self.tracker.set_tags({"failure_reason": _one_line(error)})
+            self.tracker.set_tags({"failure_reason": short_reason(error)})
             raise
         finally:
             self.tracker.end(status)
@@ -93,13 +111,15 @@ class Run:
         from segkit.models import build_model
 
         cfg, tcfg = self.cfg, self.cfg.trainer
-        strategy = trainer.make_strategy(tcfg)
+        strategy = trainer.make_strategy(tcfg, self.role)
         train_samples = self.index.splits["train"]
         steps = trainer.steps_per_epoch(
             len(train_samples), int(tcfg.batch_size), tcfg.limit_train_batches
         )
         with strategy.scope():
             model = build_model(cfg.model, cfg.dataset)
+            if self.role.multi_worker and tcfg.multi_worker.sync_batch_norm:
+                trainer.synchronize_batch_norm(model)
             confusion = trainer.compile_model(model, tcfg, cfg.dataset, steps)
         replicas = strategy.num_replicas_in_sync
         self.tracker.set_tags(
@@ -125,8 +145,11 @@ class Run:
             cache_dir=cfg.cache_dir,
         )
         val_ds = self._eval_dataset("val")
+        if self.role.multi_worker:
+            train_ds, val_ds = trainer.shard_by_element(train_ds), trainer.shard_by_element(val_ds)
         metrics_logger = trainer.MetricsLogger(self.tracker)
-        callbacks = trainer.build_callbacks(tcfg, self.output_dir) + [metrics_logger]
+        checkpoint = paths.best_checkpoint(self.output_dir) if self.role.is_chief else None
+        callbacks = trainer.build_callbacks(tcfg, paths.backup_dir(self.worker_dir), checkpoint)
         model.fit(
             train_ds,
             validation_data=val_ds,
@@ -134,22 +157,38 @@ class Run:
             # The training dataset holds every epoch (each shuffled and augmented from the
             # seed and its epoch number): Keras reads it as one stream.
             steps_per_epoch=steps,
-            callbacks=callbacks,
+            callbacks=[*callbacks, metrics_logger],
             verbose=int(tcfg.verbose),
             shuffle=False,
         )
         self.history = metrics_logger.history
         _check_finite(self.history.get("train/loss", []))
+        # Equal on every worker of a multi-worker run, and between runs that should be identical.
+        digest = trainer.weights_digest(model)
+        log.info("trained weights: sha256 %s (%s)", digest, self.role.name)
+        self.tracker.set_tags({"weights.sha256": digest})
         return model, confusion
 
     def evaluate(self, model, confusion) -> dict[str, float]:
-        """Restore the best checkpoint and score it on val and, if not empty, test."""
+        """Restore the best checkpoint and score it on val and, if not empty, test.
+
+        In a multi-worker run the chief scores the checkpoint alone, outside the strategy (the
+        other workers have no copy of it); the other workers return no scores.
+        """
         import keras
 
+        from segkit import trainer
         from segkit.metrics import scores_numpy
 
         best = paths.best_checkpoint(self.output_dir)
-        if best.is_file():
+        if self.role.multi_worker:
+            if not self.role.is_chief:
+                log.info("%s: done; the chief evaluates the best checkpoint", self.role.name)
+                return {}
+            # Compiled outside the strategy: the chief alone runs it.
+            model = keras.saving.load_model(best, compile=False)
+            confusion = trainer.compile_model(model, self.cfg.trainer, self.cfg.dataset, 1)
+        elif best.is_file():
             model.set_weights(keras.saving.load_model(best, compile=False).get_weights())
         names = list(self.cfg.dataset.class_names or range(int(self.cfg.dataset.num_classes)))
         results: dict[str, float] = {}
@@ -166,7 +205,7 @@ class Run:
                         split_scores[f"{split}/{kind}/{name}"] = float(value)
             results.update(split_scores)
         epochs = len(next(iter(self.history.values()), []))
-        self.tracker.log_metrics({_best_name(k): v for k, v in results.items()}, step=epochs)
+        self.tracker.log_metrics({final_metric_name(k): v for k, v in results.items()}, step=epochs)
         log.info(
             "final scores: %s",
             ", ".join(f"{k}={v:.4f}" for k, v in results.items() if k.count("/") == 1),
@@ -209,7 +248,9 @@ class Run:
             self.tracker.log_artifact(best, "model")
 
     def _run_name(self) -> str:
-        return self.cfg.run_name or f"{self.cfg.model.name}-{self.cfg.dataset.name}"
+        name = self.cfg.run_name or f"{self.cfg.model.name}-{self.cfg.dataset.name}"
+        job = hydra_job.sweep_job()
+        return name if job is None else f"{name}-{job.num}"
 
     def _params(self) -> dict[str, str]:
         params = flatten(to_container(self.cfg))
@@ -230,9 +271,14 @@ class Run:
         }
         tags.update({f"split.{k}": v for k, v in self.index.origin.items()})
         tags["data.validation"] = self.validation.describe()
-        overrides = _hydra_overrides()
+        if self.role.multi_worker:
+            tags.update({"cluster": self.role.source, "workers": str(self.role.num_workers)})
+        overrides = hydra_job.task_overrides()
         if overrides is not None:
             tags["hydra.overrides"] = " ".join(overrides) or "(none)"
+        job = hydra_job.sweep_job()
+        if job is not None:
+            tags.update({"sweep.job": str(job.num), "sweep.dir": str(job.sweep_dir)})
         return tags
 
 
@@ -248,41 +294,6 @@ def train(cfg: DictConfig) -> dict[str, float]:
     return Run(cfg).execute()
 
 
-def _check_output_dir(output_dir: Path) -> None:
-    """Refuse to write over a finished run's checkpoint (an unfinished one is resumed)."""
-    best = paths.best_checkpoint(output_dir)
-    if best.exists() and not paths.backup_dir(output_dir).exists():
-        raise ConfigError(
-            f"output_dir={output_dir} already holds a finished run ({best}); "
-            "choose a new output_dir to train again"
-        )
-
-
-def _hydra_overrides() -> list[str] | None:
-    from hydra.core.hydra_config import HydraConfig
-
-    if not HydraConfig.initialized():
-        return None
-    return list(HydraConfig.get().overrides.task)
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """Treat SIGTERM (Slurm's pre-emption notice, `kill`) like Ctrl-C while training."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def _check_finite(losses: list[float]) -> None:
     """Raise ``TrainingDiverged`` if a training loss was NaN or infinite (TerminateOnNaN)."""
     for epoch, loss in enumerate(losses):
@@ -291,16 +302,6 @@ def _check_finite(losses: list[float]) -> None:
                 f"training diverged in epoch {epoch + 1} (train/loss={loss}); the best "
                 "checkpoint so far is kept; try a lower trainer.optimizer.lr"
             )
-
-
-def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text[:500]
-
-
-def _best_name(key: str) -> str:
-    """``val/dice`` -> ``best/val/dice``: scores of the restored best checkpoint."""
-    return key if key.startswith("test/") else f"best/{key}"
 
 
 __all__ = ["Run", "train"]

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import shutil
 import signal
-import sqlite3
-import subprocess
-import sys
-import time
 
 import keras
 import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from helpers import TINY, compose_config, run_module
+from helpers import TINY, compose_config, run_module, start_module, wait_for_metrics
 from segkit.data import build_index
 from segkit.data.pipeline import make_dataset
 from segkit.data.synthetic import dataset_dir
@@ -144,34 +140,15 @@ def test_sigterm_ends_the_run_killed_and_exits_nonzero(tmp_path, cache_dir):
         "trainer.epochs=500",
         "trainer.limit_train_batches=null",
     ]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "segkit.train", *args],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_module("segkit.train", *args, cwd=tmp_path)
     db = tmp_path / "mlflow.db"
-    deadline = time.time() + 120
-    while time.time() < deadline and not _has_metrics(db):
-        time.sleep(0.5)
-    assert _has_metrics(db), "training never logged an epoch"
+    assert wait_for_metrics(db), "training never logged an epoch"
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr[-2000:]
     assert "interrupted" in stderr
     _, run = only_run(f"sqlite:///{db}")
     assert run.info.status == "KILLED"
-
-
-def _has_metrics(db) -> bool:
-    if not db.exists():
-        return False
-    try:
-        with sqlite3.connect(db) as conn:
-            return conn.execute("select count(*) from metrics").fetchone()[0] > 0
-    except sqlite3.Error:
-        return False
 
 
 def test_divergence_ends_the_run_failed_with_the_reason(smoke_overrides):
