@@ -6,9 +6,11 @@ SOURCES := segkit tests $(wildcard scripts)
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 5000
+STORE ?= sqlite:///mlflow.db
+ARTIFACTS ?= ./mlartifacts
 ARGS ?=
 
-.PHONY: install train test test-all lint format ui clean
+.PHONY: install train test test-all lint format ui server clean
 
 install: $(STAMP)
 
@@ -40,6 +42,13 @@ format: install
 
 ui: install  ## MLflow UI over the local store
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host $(HOST) --port $(PORT)
+
+# The tracking server parallel sweeps and multi-worker runs log to (tracking=server): one process
+# owns the SQLite file. One worker, because several would write it at once; MLflow's job runner
+# (GenAI evaluation jobs, unused here) is off to spare the CPU.
+server: install  ## MLflow tracking server on $(HOST):$(PORT) over $(STORE)
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow server --backend-store-uri $(STORE) \
+		--artifacts-destination $(ARTIFACTS) --host $(HOST) --port $(PORT) --workers 1
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

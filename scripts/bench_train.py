@@ -71,11 +71,20 @@ def bench_bare(cfg, policy: str) -> list[float]:
             if binary
             else keras.losses.SparseCategoricalCrossentropy(),
         )
-        # The batches segkit trains on (a Run of its own: the segkit run's directory is done).
-        data = Run(OmegaConf.merge(cfg, {"output_dir": f"{cfg.output_dir}-bare"})).train_dataset()
+        # The batches segkit trains on (a Run of its own: the segkit run's directory is done),
+        # a stream of all epochs that fit reads with steps_per_epoch, as segkit does.
+        run = Run(OmegaConf.merge(cfg, {"output_dir": f"{cfg.output_dir}-bare"}))
+        steps = trainer.steps_per_epoch(
+            len(run.index.splits["train"]), int(tcfg.batch_size), tcfg.limit_train_batches
+        )
         timer = trainer.Throughput(int(tcfg.batch_size))
         history = model.fit(
-            data, epochs=int(tcfg.epochs), callbacks=[timer], verbose=0, shuffle=False
+            run.train_dataset(),
+            epochs=int(tcfg.epochs),
+            steps_per_epoch=steps,
+            callbacks=[timer],
+            verbose=0,
+            shuffle=False,
         )
     return steady(history.history["images_per_second"])
 

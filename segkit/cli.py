@@ -16,6 +16,13 @@ from pathlib import Path
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 USAGE_ERROR = 2
 INTERRUPTED = 130
+# Hydra options that come with a plugin from segkit's optional `sweep` extra.
+PLUGINS = {
+    "hydra/launcher/joblib": "hydra-joblib-launcher",
+    "hydra/launcher/submitit_local": "hydra-submitit-launcher",
+    "hydra/launcher/submitit_slurm": "hydra-submitit-launcher",
+    "hydra/sweeper/optuna": "hydra-optuna-sweeper",
+}
 
 
 def run_cli(prog: str, hydra_main: Callable[[], object]) -> None:
@@ -23,7 +30,7 @@ def run_cli(prog: str, hydra_main: Callable[[], object]) -> None:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from segkit.errors import SegkitError
+    from segkit.errors import CallbackAbort, SegkitError
 
     # Hydra prints composition errors over several lines plus a hint; with HYDRA_FULL_ERROR it
     # raises them instead, so they can be reported here as one line. A user who set the
@@ -32,10 +39,11 @@ def run_cli(prog: str, hydra_main: Callable[[], object]) -> None:
     os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
         hydra_main()
-    except (SegkitError, HydraException, OmegaConfBaseException) as error:
+    except (SegkitError, HydraException, OmegaConfBaseException, CallbackAbort) as error:
         if full_error:
             raise
-        print(f"{prog}: error: {one_line(error)}", file=sys.stderr)
+        cause = error.error if isinstance(error, CallbackAbort) else error
+        print(f"{prog}: error: {one_line(cause)}", file=sys.stderr)
         sys.exit(USAGE_ERROR)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
@@ -49,10 +57,14 @@ def user_errors_exit(prog: str) -> Callable[[Callable], Callable]:
     """Decorate a Hydra task function: a ``SegkitError`` ends the process with one line, status 2.
 
     Caught inside the task because Hydra reports a failing job over several lines of its own.
+    In a ``-m`` sweep the error is raised on instead: Hydra records the job as failed and the
+    sweeper decides whether the sweep goes on (Optuna does; the basic sweeper stops, and
+    ``run_cli`` reports the error in one line).
     """
     from functools import wraps
 
     from segkit.errors import SegkitError
+    from segkit.hydra_job import sweep_job
 
     def decorate(task: Callable) -> Callable:
         @wraps(task)
@@ -60,6 +72,8 @@ def user_errors_exit(prog: str) -> Callable[[Callable], Callable]:
             try:
                 return task(*args, **kwargs)
             except SegkitError as error:
+                if sweep_job() is not None:
+                    raise
                 print(f"{prog}: error: {one_line(error)}", file=sys.stderr)
                 raise SystemExit(USAGE_ERROR) from None
 
@@ -89,6 +103,13 @@ def one_line(error: BaseException) -> str:
     if isinstance(cause, ValidationError) and cause.full_key:
         reason = _first_line(cause.msg or str(cause))
         return f"invalid value for {cause.full_key}: {reason}"
+    missing = getattr(cause, "missing_cfg_file", None) or getattr(error, "missing_cfg_file", None)
+    if missing in PLUGINS:
+        group, _, option = str(missing).rpartition("/")
+        return (
+            f"{group}={option} needs the {PLUGINS[missing]} plugin: pip install -e '.[sweep]' "
+            "in a clone of segkit (pip install 'segkit[sweep]' otherwise)"
+        )
     if isinstance(error, MissingConfigException) and error.options:
         return f"{_first_line(str(error))} Available: {', '.join(error.options)}"
     return " ".join(line.strip() for line in str(error).splitlines() if line.strip())

@@ -37,6 +37,24 @@ class Strategy(StrEnum):
 
     default = "default"
     mirrored = "mirrored"
+    multi_worker = "multi_worker"
+
+
+class ClusterSource(StrEnum):
+    """Where a multi-worker run reads the cluster layout from."""
+
+    # TF_CONFIG when it is set, else Slurm's variables inside a Slurm job step.
+    auto = "auto"
+    tf_config = "tf_config"
+    slurm = "slurm"
+
+
+class Communication(StrEnum):
+    """Collective implementation of MultiWorkerMirroredStrategy."""
+
+    auto = "auto"
+    ring = "ring"
+    nccl = "nccl"
 
 
 class OptimizerName(StrEnum):
@@ -61,16 +79,72 @@ class MonitorMode(StrEnum):
     min = "min"
 
 
+class ResizePolicy(StrEnum):
+    """How an image of any size becomes an ``image_size`` square (``segkit.data.geometry``)."""
+
+    resize = "resize"
+    letterbox = "letterbox"
+    random_crop = "random_crop"
+    center_crop = "center_crop"
+
+
+class CacheMode(StrEnum):
+    """Where decoded, resized samples are kept between epochs (none = decode every time)."""
+
+    none = "none"
+    memory = "memory"
+    disk = "disk"
+
+
+class ValidateMode(StrEnum):
+    """How much of every file is read before training (``segkit.data.validate``)."""
+
+    full = "full"
+    quick = "quick"
+    off = "off"
+
+
+class MaskFormat(StrEnum):
+    """How the pixel values of a folder dataset's masks encode classes."""
+
+    binary = "binary"
+    index = "index"
+    colour = "colour"
+
+
+class IsbiForeground(StrEnum):
+    """Which ISBI 2012 label is the foreground class: membranes (label 0) or cells (255)."""
+
+    membrane = "membrane"
+    cell = "cell"
+
+
+class AugmentName(StrEnum):
+    """Augmentation presets in ``segkit.data.augment.AUGMENTS``."""
+
+    none = "none"
+    flip = "flip"
+    standard = "standard"
+    elastic = "elastic"
+
+
 # ----------------------------------------------------------------------------------- dataset
 
 
 @dataclass
 class SplitConfig:
-    """Deterministic random split of the samples: fractions for val and test, the rest trains."""
+    """Deterministic random split of the samples: fractions for val and test, the rest trains.
+
+    A dataset's own split (official folders or list files) wins over the fractions for the
+    splits it defines; ``files`` fixes every split from id lists instead.
+    """
 
     val: float = 0.15
     test: float = 0.15
     seed: int = 0
+    # Folder with train.txt, val.txt and optionally test.txt (one sample id per line), such as a
+    # previous run's splits/ folder; null = official splits where the dataset has them, else random.
+    files: str | None = None
 
 
 @dataclass
@@ -85,9 +159,20 @@ class DatasetConfig:
     class_names: list[str] | None = None
     image_size: int = 128
     channels: int = 3
-    # Label value that is excluded from losses and metrics (VOC's object boundaries).
+    # Label value that is excluded from losses and metrics (VOC's object boundaries, padding).
     ignore_index: int = 255
     split: SplitConfig = field(default_factory=SplitConfig)
+    # resize: squash to image_size; letterbox: keep the aspect ratio and pad (image with
+    # pad_value, mask with ignore_index); random_crop / center_crop: an image_size crop, after
+    # scaling the shorter side to `rescale` pixels when set (evaluation always crops the centre).
+    resize: ResizePolicy = ResizePolicy.resize
+    rescale: int | None = None
+    pad_value: int = 0
+    # Keep decoded, resized samples in memory or under cache_dir/decoded (small datasets).
+    cache: CacheMode = CacheMode.none
+    # full: decode every file (mask values, truncated data); quick: headers and file ends only;
+    # off: file names only. A successful check is remembered under cache_dir/validated.
+    validate: ValidateMode = ValidateMode.full
 
 
 @dataclass
@@ -103,6 +188,103 @@ class SyntheticDatasetConfig(DatasetConfig):
 @dataclass
 class IsicDatasetConfig(DatasetConfig):
     """ISIC 2018 Task 1 folders (``ISIC_x.jpg`` + ``ISIC_x_segmentation.png``)."""
+
+
+@dataclass
+class Dsb2018DatasetConfig(DatasetConfig):
+    """Data Science Bowl 2018 nuclei: ``<subset>/<id>/images/<id>.png`` + ``masks/*.png``."""
+
+    # The folder of sample folders inside root (root itself when it holds the sample folders).
+    subset: str = "stage1_train"
+
+
+@dataclass
+class VocDatasetConfig(DatasetConfig):
+    """PASCAL VOC 2012 segmentation: palette PNG masks, classes 0..20, 255 = boundary (ignored)."""
+
+    # Id lists in ImageSets/Segmentation (name without .txt, or a path to any list file).
+    train_list: str = "train"
+    val_list: str = "val"
+    # null: the test split is drawn from the training list by split.test (0 by default).
+    test_list: str | None = None
+    # Read masks from SBD's SegmentationClassAug/ (grayscale class indices) instead of
+    # SegmentationClass/; pair it with train_list=train_aug.
+    use_sbd: bool = False
+
+
+@dataclass
+class IsbiDatasetConfig(DatasetConfig):
+    """ISBI 2012 EM membranes: multi-page TIFF stacks, or one PNG per slice."""
+
+    # A multi-page TIFF or a folder of slices, relative to root; null finds train-volume.tif /
+    # train-labels.tif, else train/image/ and train/label/.
+    images: str | None = None
+    masks: str | None = None
+    # membrane: label 0 (membranes) is the foreground class, as in the challenge's scoring and
+    # the UNet paper; cell: label 255 (cell interiors) is.
+    foreground: IsbiForeground = IsbiForeground.membrane
+
+
+@dataclass
+class FolderDatasetConfig(DatasetConfig):
+    """Any images folder + masks folder, matched by file stem (plus ``mask_suffix``)."""
+
+    images: str = MISSING
+    masks: str = MISSING
+    # A mask is <image stem><mask_suffix>.<any image extension>, e.g. "_mask".
+    mask_suffix: str = ""
+    # A text or CSV file of sample ids (file stems, first column, header optional) to use
+    # instead of scanning the images folder.
+    ids_file: str | None = None
+    # binary: 0 = background, 1 or 255 = foreground; index: pixel value = class index
+    # (ignore_index allowed); colour: RGB masks, colour_table[i] is the colour of class i.
+    mask_format: MaskFormat = MaskFormat.binary
+    colour_table: list[list[int]] | None = None
+    # RGB colour read as ignore_index in colour masks (e.g. VOC's boundary colour).
+    ignore_colour: list[int] | None = None
+
+
+# ----------------------------------------------------------------------------------- augment
+
+
+@dataclass
+class AugmentConfig:
+    """No augmentation. ``name`` selects the preset in ``segkit.data.augment.AUGMENTS``."""
+
+    name: AugmentName = AugmentName.none
+
+
+@dataclass
+class FlipAugmentConfig(AugmentConfig):
+    """Random flips (probabilities) and, for orientation-free images, 90-degree rotations."""
+
+    horizontal: float = 0.5
+    vertical: float = 0.5
+    rotate90: float = 0.0
+
+
+@dataclass
+class StandardAugmentConfig(FlipAugmentConfig):
+    """Flips, a random affine transform and colour jitter."""
+
+    affine: float = 0.7
+    scale: list[float] = field(default_factory=lambda: [0.9, 1.1])
+    rotate: float = 15.0  # degrees, either way
+    translate: float = 0.05  # fraction of the image size, either way
+    colour: float = 0.8
+    brightness: float = 0.2
+    contrast: float = 0.2
+    saturation: float = 0.2
+    hue: float = 0.02
+
+
+@dataclass
+class ElasticAugmentConfig(StandardAugmentConfig):
+    """The standard preset plus Simard et al.'s elastic deformation (alpha, sigma in pixels)."""
+
+    elastic: float = 0.5
+    alpha: float = 34.0
+    sigma: float = 4.0
 
 
 # ----------------------------------------------------------------------------------- trainer
@@ -136,6 +318,21 @@ class EarlyStoppingConfig:
 
 
 @dataclass
+class MultiWorkerConfig:
+    """How ``strategy: multi_worker`` finds its cluster (ignored by the other strategies)."""
+
+    cluster: ClusterSource = ClusterSource.auto
+    communication: Communication = Communication.auto
+    # SlurmClusterResolver: port of a node's first task (the next tasks count up from it) and GPUs
+    # per node (null: ask nvidia-smi; 0: CPU-only nodes, CUDA_VISIBLE_DEVICES is left alone).
+    port_base: int = 8888
+    gpus_per_node: int | None = None
+    # BatchNormalization takes its batch statistics over all workers: without it each worker's
+    # moving mean and variance drift apart and the workers end with different weights.
+    sync_batch_norm: bool = True
+
+
+@dataclass
 class TrainerConfig:
     """Everything about how the model is fitted."""
 
@@ -158,12 +355,22 @@ class TrainerConfig:
     # Cap on batches per epoch (smoke runs); null = the whole split.
     limit_train_batches: int | None = None
     limit_val_batches: int | None = None
-    shuffle_buffer: int = 1024
     # Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch.
     verbose: int = 1
+    multi_worker: MultiWorkerConfig = field(default_factory=MultiWorkerConfig)
 
 
 # ---------------------------------------------------------------------------------- tracking
+
+
+@dataclass
+class SweepTrackingConfig:
+    """How the jobs of a ``-m`` sweep are grouped in MLflow."""
+
+    # One parent run for the sweep with each job as a child run (tag mlflow.parentRunId).
+    parent_run: bool = True
+    # Name of the parent run; null = "<run name>-sweep".
+    run_name: str | None = None
 
 
 @dataclass
@@ -171,12 +378,18 @@ class TrackingConfig:
     """Where runs are logged. ``enabled: false`` (tracking=none) logs nothing."""
 
     enabled: bool = True
+    # sqlite:///file.db (one process at a time) or http(s)://host:port of an `mlflow server`.
     uri: str = "sqlite:///mlflow.db"
     experiment: str = "segkit"
     # Artifact root for a new experiment; null lets MLflow choose (./mlartifacts next to the db).
     artifact_location: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
     log_model: bool = True
+    # Seconds an http(s) tracking server has to answer the check made before anything is trained.
+    server_timeout: float = 5.0
+    # Nest the run under this MLflow run; segkit sets it for each job of a -m sweep.
+    parent_run_id: str | None = None
+    sweep: SweepTrackingConfig = field(default_factory=SweepTrackingConfig)
 
 
 # -------------------------------------------------------------------------------------- root
@@ -189,6 +402,7 @@ class TrainConfig:
     dataset: DatasetConfig = MISSING
     model: ModelConfig = MISSING
     trainer: TrainerConfig = MISSING
+    augment: AugmentConfig = MISSING
     tracking: TrackingConfig = MISSING
     seed: int = 0
     run_name: str | None = None
@@ -198,22 +412,56 @@ class TrainConfig:
     optimized_metric: str = "val/dice"
 
 
+@dataclass
+class InspectConfig:
+    """``python -m segkit.inspect``: statistics and figures of a dataset, nothing trained."""
+
+    dataset: DatasetConfig = MISSING
+    tracking: TrackingConfig = MISSING
+    output_dir: str | None = None
+    cache_dir: str = MISSING
+    run_name: str | None = None
+    # Samples drawn (with `seed`) for the overlay grid.
+    overlays: int = 16
+    seed: int = 0
+    # Decode at most this many samples per split for pixel statistics; null = all of them.
+    max_samples: int | None = None
+
+
 SCHEMAS: dict[str, dict[str, Any]] = {
-    "dataset": {"synthetic": SyntheticDatasetConfig, "isic": IsicDatasetConfig},
+    "dataset": {
+        "synthetic": SyntheticDatasetConfig,
+        "isic": IsicDatasetConfig,
+        "dsb2018": Dsb2018DatasetConfig,
+        "voc": VocDatasetConfig,
+        "isbi": IsbiDatasetConfig,
+        "folder": FolderDatasetConfig,
+    },
     "model": {
         "unet": UNetConfig,
         "improved_unet": ImprovedUNetConfig,
         "mobilenet_unet": MobileNetUNetConfig,
     },
     "trainer": {"trainer": TrainerConfig},
+    "augment": {
+        "none": AugmentConfig,
+        "flip": FlipAugmentConfig,
+        "standard": StandardAugmentConfig,
+        "elastic": ElasticAugmentConfig,
+    },
     "tracking": {"tracking": TrackingConfig},
 }
 
 
 def register_configs() -> None:
-    """Register the root schema and the group schemas in Hydra's ConfigStore (idempotent)."""
+    """Register the schemas in Hydra's ConfigStore and segkit's resolvers (idempotent).
+
+    ``${metric_direction:val/loss}`` gives ``minimize`` (``maximize`` for scores), for sweepers.
+    """
+    OmegaConf.register_new_resolver("metric_direction", metric_direction, replace=True)
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
+    cs.store(name="inspect_schema", node=InspectConfig)
     for group, schemas in SCHEMAS.items():
         for name, node in schemas.items():
             cs.store(group=f"schema/{group}", name=name, node=node)
@@ -222,20 +470,51 @@ def register_configs() -> None:
 def validate(cfg: DictConfig) -> None:
     """Check the combinations a single field's type cannot express.
 
+    Works on any composed config (train, inspect): each group present is checked.
+
     Raises:
         ConfigError: naming the key at fault and the values that would work.
     """
     _check_known_keys(cfg, "")
-    ds, model, trainer = cfg.dataset, cfg.model, cfg.trainer
+    if "dataset" in cfg:
+        _validate_dataset(cfg.dataset)
+    if "augment" in cfg:
+        _validate_augment(cfg.augment)
+    if "model" in cfg and "dataset" in cfg:
+        schema = OmegaConf.get_type(cfg.model)
+        if isinstance(schema, type) and issubclass(schema, ModelConfig):
+            schema.check(cfg)
+    if "trainer" in cfg:
+        trainer = cfg.trainer
+        if "dataset" in cfg:
+            check_loss(trainer, int(cfg.dataset.num_classes))
+        for key in ("epochs", "batch_size"):
+            if trainer[key] < 1:
+                raise ConfigError(f"trainer.{key}={trainer[key]}: expected >= 1")
+        if not trainer.monitor.startswith("val/"):
+            raise ConfigError(
+                f"trainer.monitor={trainer.monitor!r}: expected a validation metric such as "
+                "val/dice, val/miou, val/pixel_accuracy or val/loss"
+            )
+    if "optimized_metric" in cfg and not str(cfg.optimized_metric).startswith(("val/", "test/")):
+        raise ConfigError(
+            f"optimized_metric={cfg.optimized_metric!r}: expected a final score such as "
+            "val/dice, val/miou, val/loss or test/dice"
+        )
+    if "tracking" in cfg and cfg.tracking.server_timeout <= 0:
+        raise ConfigError(f"tracking.server_timeout={cfg.tracking.server_timeout}: expected > 0")
+
+
+def _validate_dataset(ds: DictConfig) -> None:
     if ds.num_classes < 2:
         raise ConfigError(
             f"dataset.num_classes={ds.num_classes}: expected >= 2 "
             "(classes including background; a binary task has 2)"
         )
-    if 0 <= ds.ignore_index < ds.num_classes:
+    if 0 <= ds.ignore_index < ds.num_classes or not 0 <= ds.ignore_index <= 255:
         raise ConfigError(
-            f"dataset.ignore_index={ds.ignore_index} is a valid class of the "
-            f"{ds.num_classes}-class dataset: expected a value outside 0..{ds.num_classes - 1} "
+            f"dataset.ignore_index={ds.ignore_index}: expected a label value in "
+            f"{ds.num_classes}..255, outside the classes 0..{ds.num_classes - 1} "
             "(255 by convention)"
         )
     if ds.class_names is not None and len(ds.class_names) != ds.num_classes:
@@ -251,18 +530,68 @@ def validate(cfg: DictConfig) -> None:
             f"dataset.split val={split.val} test={split.test}: expected fractions >= 0 "
             "that leave samples to train on (val + test < 1)"
         )
-    schema = OmegaConf.get_type(model)
-    if isinstance(schema, type) and issubclass(schema, ModelConfig):
-        schema.check(cfg)
-    check_loss(trainer, int(ds.num_classes))
-    for key in ("epochs", "batch_size"):
-        if trainer[key] < 1:
-            raise ConfigError(f"trainer.{key}={trainer[key]}: expected >= 1")
-    if not trainer.monitor.startswith("val/"):
+    if ds.image_size < 8:
+        raise ConfigError(f"dataset.image_size={ds.image_size}: expected >= 8")
+    if not 0 <= ds.pad_value <= 255:
+        raise ConfigError(f"dataset.pad_value={ds.pad_value}: expected 0..255")
+    crop = option_value(ds.resize) in ("random_crop", "center_crop")
+    if ds.rescale is not None and not crop:
         raise ConfigError(
-            f"trainer.monitor={trainer.monitor!r}: expected a validation metric such as "
-            "val/dice, val/miou, val/pixel_accuracy or val/loss"
+            f"dataset.rescale={ds.rescale} only applies to dataset.resize=random_crop or "
+            f"center_crop, not {option_value(ds.resize)}: set dataset.rescale=null"
         )
+    if ds.rescale is not None and ds.rescale < ds.image_size:
+        raise ConfigError(
+            f"dataset.rescale={ds.rescale}: expected >= dataset.image_size={ds.image_size} "
+            "(the shorter side must hold an image_size crop)"
+        )
+    binary_only = ds.name == "isbi" or (
+        ds.name == "folder" and option_value(ds.mask_format) == "binary"
+    )
+    if binary_only and ds.num_classes != 2:
+        raise ConfigError(f"dataset.num_classes={ds.num_classes}: a binary dataset has 2")
+    if ds.name == "folder":
+        _validate_colour_table(ds)
+
+
+def _validate_colour_table(ds: DictConfig) -> None:
+    colours = ds.colour_table
+    if option_value(ds.mask_format) != "colour":
+        if colours is not None or ds.ignore_colour is not None:
+            raise ConfigError(
+                "dataset.colour_table and dataset.ignore_colour need dataset.mask_format=colour"
+            )
+        return
+    if colours is None or len(colours) != ds.num_classes:
+        raise ConfigError(
+            f"dataset.colour_table: expected {ds.num_classes} RGB colours (one per class, "
+            f"class 0 first) for dataset.mask_format=colour, got "
+            f"{'none' if colours is None else len(colours)}"
+        )
+    named = [("colour_table", c) for c in colours]
+    if ds.ignore_colour is not None:
+        named.append(("ignore_colour", ds.ignore_colour))
+    for key, colour in named:
+        if len(colour) != 3 or not all(0 <= v <= 255 for v in colour):
+            raise ConfigError(f"dataset.{key}: {list(colour)} is not an RGB colour [r, g, b]")
+    keys = [tuple(c) for _, c in named]
+    if len(set(keys)) != len(keys):
+        raise ConfigError("dataset.colour_table: a colour is given for two classes")
+
+
+def _validate_augment(aug: DictConfig) -> None:
+    for key in ("horizontal", "vertical", "rotate90", "affine", "colour", "elastic"):
+        if key in aug and not 0.0 <= aug[key] <= 1.0:
+            raise ConfigError(f"augment.{key}={aug[key]}: expected a probability in [0, 1]")
+    if "scale" in aug:
+        scale = list(aug.scale)
+        if len(scale) != 2 or not 0 < scale[0] <= scale[1]:
+            raise ConfigError(f"augment.scale={scale}: expected [low, high] with 0 < low <= high")
+    for key in ("rotate", "translate", "brightness", "contrast", "saturation", "hue", "alpha"):
+        if key in aug and aug[key] < 0:
+            raise ConfigError(f"augment.{key}={aug[key]}: expected >= 0")
+    if "sigma" in aug and aug.sigma <= 0:
+        raise ConfigError(f"augment.sigma={aug.sigma}: expected > 0")
 
 
 def _check_known_keys(node: DictConfig, path: str) -> None:
@@ -278,6 +607,11 @@ def _check_known_keys(node: DictConfig, path: str) -> None:
         child = node._get_node(key)
         if isinstance(child, DictConfig) and not child._is_none() and not child._is_missing():
             _check_known_keys(child, f"{path}{key}.")
+
+
+def metric_direction(metric: str) -> str:
+    """``minimize`` for a loss (``val/loss``), ``maximize`` for a score (``val/dice``)."""
+    return "minimize" if str(metric).rsplit("/", 1)[-1].endswith("loss") else "maximize"
 
 
 def option_value(option: Any) -> str:

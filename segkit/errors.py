@@ -24,6 +24,19 @@ class TrainingDiverged(SegkitError):
     """The loss became NaN or infinite; usually a learning rate that is too high."""
 
 
+class CallbackAbort(BaseException):  # noqa: N818 (not an Exception on purpose)
+    """Carries a user error out of a Hydra callback.
+
+    Hydra turns an ``Exception`` raised in a callback into a warning and carries on; a sweep that
+    cannot work (parallel jobs on one SQLite file, a tracking server that does not answer) must
+    stop instead. ``segkit.cli.run_cli`` reports ``error`` in one line.
+    """
+
+    def __init__(self, error: Exception):
+        super().__init__(str(error))
+        self.error = error
+
+
 def lookup(registry: Mapping[str, T], name: str, key: str) -> T:
     """``registry[name]``, or a ``ConfigError`` naming ``key`` and listing the valid names."""
     try:
@@ -32,3 +45,9 @@ def lookup(registry: Mapping[str, T], name: str, key: str) -> T:
         raise ConfigError(
             f"{key}={name!r} is not known; expected one of: {', '.join(sorted(registry))}"
         ) from None
+
+
+def short_reason(error: BaseException) -> str:
+    """An error's message on one line of at most 500 characters (for an MLflow tag or a table)."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text[:500]

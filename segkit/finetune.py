@@ -73,6 +73,7 @@ def fit_in_phases(
     cfg: DictConfig,
     steps_per_epoch: int,
     callbacks: list[keras.callbacks.Callback],
+    train_data: Callable[[int], tf.data.Dataset],
     after_phase: Callable[[], None],
     **fit_kwargs: Any,
 ) -> ConfusionMatrix:
@@ -84,10 +85,12 @@ def fit_in_phases(
         confusion: the confusion metric of that compile.
         strategy: the tf.distribute strategy the model was built under.
         cfg: the composed run config.
-        steps_per_epoch: optimizer steps per epoch (for the learning-rate schedule).
+        steps_per_epoch: optimizer steps per epoch.
         callbacks: the same instances serve every phase, so the best score carries over.
+        train_data: the training stream from a given epoch on (``Run.train_dataset``), so that
+            the second phase reads the epochs it trains, not the first phase's again.
         after_phase: called after each phase (raises to stop, e.g. on a diverged loss).
-        fit_kwargs: passed to every ``model.fit`` (data, verbosity).
+        fit_kwargs: passed to every ``model.fit`` (validation data, verbosity).
     """
     tcfg = cfg.trainer
     phases = training_phases(cfg.model, int(tcfg.epochs))
@@ -114,7 +117,12 @@ def fit_in_phases(
             # which trains other variables; Keras skips it with a warning that is expected here.
             warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
             model.fit(
-                initial_epoch=phase.start, epochs=phase.end, callbacks=callbacks, **fit_kwargs
+                train_data(phase.start),
+                initial_epoch=phase.start,
+                epochs=phase.end,
+                steps_per_epoch=steps_per_epoch,
+                callbacks=callbacks,
+                **fit_kwargs,
             )
         after_phase()
     return confusion

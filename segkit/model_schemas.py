@@ -153,7 +153,7 @@ class MobileNetUNetConfig(ModelConfig):
                 "model.encoder.trainable=false with model.encoder.weights=null would freeze a "
                 "randomly initialised encoder: give a weights file or set trainable=true"
             )
-        at, epochs = model.fine_tune_at, int(cfg.trainer.epochs)
+        at = model.fine_tune_at
         if at is None:
             return
         if model.encoder.trainable:
@@ -161,6 +161,8 @@ class MobileNetUNetConfig(ModelConfig):
                 f"model.fine_tune_at={at} needs model.encoder.trainable=false (the encoder is "
                 "frozen until then)"
             )
+        # Configs without a trainer (segkit.inspect) have no epochs to check against.
+        epochs = int(cfg.trainer.epochs) if "trainer" in cfg else at + 1
         if not 1 <= at < epochs:
             raise ConfigError(
                 f"model.fine_tune_at={at}: expected an epoch from 1 to "

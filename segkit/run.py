@@ -5,27 +5,28 @@ be wrong with the user's input (config values, dataset files, the output directo
 before TensorFlow is imported and before an MLflow run exists, so a user mistake never leaves a run
 behind. Once the MLflow run is started it is always ended: FINISHED, FAILED, or KILLED on Ctrl-C
 or SIGTERM.
+
+Under ``strategy: multi_worker`` every worker process builds a ``Run``; only the chief logs to
+MLflow, writes the best checkpoint and evaluates it. Each other worker writes its own files (its
+BackupAndRestore state) under ``<output_dir>/workers/<task>/``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import platform
-import signal
-import threading
-from collections.abc import Iterator
-from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
 import segkit
-from segkit import paths
+from segkit import hydra_job, paths
+from segkit.cluster import resolve_role
 from segkit.config import option_value, to_container, validate
-from segkit.data import DatasetIndex, build_index
-from segkit.errors import ConfigError, DataError, TrainingDiverged
-from segkit.tracking import flatten, make_tracker
+from segkit.data import DatasetIndex, load_index
+from segkit.errors import ConfigError, TrainingDiverged, short_reason
+from segkit.interrupts import sigterm_as_interrupt
+from segkit.tracking import NullTracker, final_metric_name, flatten, make_tracker
 
 log = logging.getLogger(__name__)
 SCORES = ("loss", "dice", "miou", "pixel_accuracy")
@@ -34,24 +35,34 @@ SCORES = ("loss", "dice", "miou", "pixel_accuracy")
 class Run:
     """One training run of a composed config: data, model, trainer and tracker.
 
-    Constructing a ``Run`` validates the config, checks the output directory and indexes the
-    dataset; nothing heavy is imported yet and nothing is logged. ``execute`` trains, evaluates and
-    logs.
+    Constructing a ``Run`` validates the config, checks the output directory, indexes the
+    dataset and validates its files; nothing heavy is imported yet and nothing is logged.
+    ``execute`` trains, evaluates and logs.
     """
 
     def __init__(self, cfg: DictConfig):
         validate(cfg)
         self.cfg = cfg
-        self.output_dir = _resolve_output_dir(cfg.output_dir)
-        _check_output_dir(self.output_dir)
-        self.index: DatasetIndex = build_index(cfg.dataset)
-        for split in ("train", "val"):
-            if not self.index.splits.get(split):
-                raise DataError(
-                    f"dataset {cfg.dataset.name!r} at {cfg.dataset.root}: "
-                    f"the {split} split is empty"
-                )
-        self.tracker = make_tracker(cfg.tracking)
+        self.role = resolve_role(cfg.trainer)
+        if self.role.multi_worker:
+            log.info("multi-worker run: %s", self.role.describe())
+        self.output_dir = hydra_job.output_dir(cfg.output_dir)
+        paths.check_output_dir(self.output_dir)
+        # Where this process writes its own files: workers other than the chief keep theirs apart,
+        # so that workers sharing a file system (or an output_dir) never write the same file.
+        self.worker_dir = (
+            self.output_dir if self.role.is_chief else self.output_dir / "workers" / self.role.name
+        )
+        self.index: DatasetIndex
+        self.index, self.validation = load_index(
+            cfg.dataset, cfg.cache_dir, report_file=self.worker_dir / "data_problems.txt"
+        )
+        if cfg.optimized_metric.startswith("test/") and not self.index.splits.get("test"):
+            raise ConfigError(
+                f"optimized_metric={cfg.optimized_metric} but dataset {cfg.dataset.name!r} has "
+                "no test split: optimise a val/ score"
+            )
+        self.tracker = make_tracker(cfg.tracking) if self.role.is_chief else NullTracker()
         self.history: dict[str, list[float]] = {}
         # The dtype policy; `execute` resolves `auto` for this machine.
         self.precision = option_value(cfg.trainer.precision)
@@ -69,25 +80,28 @@ class Run:
 
         cfg = self.cfg
         trainer.configure_logical_cpus(int(cfg.trainer.logical_cpu_devices))
+        # The jobs of a sweep run one after another in one process: start each from a clean slate.
+        keras.backend.clear_session()
         keras.utils.set_random_seed(int(cfg.seed))
         self.precision, reason = precision.resolve(option_value(cfg.trainer.precision))
         log.info("precision %s: %s", self.precision, reason)
-        self.output_dir.mkdir(parents=True, exist_ok=True)
+        self.worker_dir.mkdir(parents=True, exist_ok=True)
         tags = {**self._tags(), "precision": self.precision, "precision.reason": reason}
         self.tracker.start(self._run_name(), self._params(), tags)
         status = "FAILED"
         try:
-            with _sigterm_as_interrupt(), trainer.precision_policy(self.precision):
+            with sigterm_as_interrupt(), trainer.precision_policy(self.precision):
                 model, confusion = self.fit()
                 results = self.evaluate(model, confusion)
-                self._log_artifacts()
+                if self.role.is_chief:
+                    self._log_artifacts()
             status = "FINISHED"
             return results
         except KeyboardInterrupt:
             status = "KILLED"
             raise
         except Exception as error:
-            self.tracker.set_tags({"failure_reason": _one_line(error)})
+            self.tracker.set_tags({"failure_reason": short_reason(error)})
             raise
         finally:
             self.tracker.end(status)
@@ -102,13 +116,15 @@ class Run:
         from segkit.models import build_model
 
         cfg, tcfg = self.cfg, self.cfg.trainer
-        strategy = trainer.make_strategy(tcfg)
+        strategy = trainer.make_strategy(tcfg, self.role)
         train_samples = self.index.splits["train"]
         steps = trainer.steps_per_epoch(
             len(train_samples), int(tcfg.batch_size), tcfg.limit_train_batches
         )
         with strategy.scope():
             model = build_model(cfg.model, cfg.dataset)
+            if self.role.multi_worker and tcfg.multi_worker.sync_batch_norm:
+                trainer.synchronize_batch_norm(model)
             confusion = trainer.compile_model(model, tcfg, cfg.dataset, steps)
         replicas = strategy.num_replicas_in_sync
         self.tracker.set_tags(
@@ -121,10 +137,12 @@ class Run:
             replicas,
             self.precision,
         )
-        train_ds = self.train_dataset()
         val_ds = self._eval_dataset("val")
+        if self.role.multi_worker:
+            val_ds = trainer.shard_by_element(val_ds)
         metrics_logger = trainer.MetricsLogger(self.tracker)
-        callbacks = trainer.build_callbacks(tcfg, self.output_dir) + [metrics_logger]
+        checkpoint = paths.best_checkpoint(self.output_dir) if self.role.is_chief else None
+        callbacks = trainer.build_callbacks(tcfg, paths.backup_dir(self.worker_dir), checkpoint)
         self.history = metrics_logger.history
         confusion = finetune.fit_in_phases(
             model,
@@ -132,23 +150,39 @@ class Run:
             strategy=strategy,
             cfg=cfg,
             steps_per_epoch=steps,
-            callbacks=callbacks,
+            callbacks=[*callbacks, metrics_logger],
+            train_data=self.train_dataset,
             after_phase=lambda: _check_finite(self.history.get("train/loss", [])),
-            x=train_ds,
             validation_data=val_ds,
             verbose=int(tcfg.verbose),
             shuffle=False,
         )
+        # Equal on every worker of a multi-worker run, and between runs that should be identical.
+        digest = trainer.weights_digest(model)
+        log.info("trained weights: sha256 %s (%s)", digest, self.role.name)
+        self.tracker.set_tags({"weights.sha256": digest})
         return model, confusion
 
     def evaluate(self, model, confusion) -> dict[str, float]:
-        """Restore the best checkpoint and score it on val and, if not empty, test."""
+        """Restore the best checkpoint and score it on val and, if not empty, test.
+
+        In a multi-worker run the chief scores the checkpoint alone, outside the strategy (the
+        other workers have no copy of it); the other workers return no scores.
+        """
         import keras
 
+        from segkit import trainer
         from segkit.metrics import scores_numpy
 
         best = paths.best_checkpoint(self.output_dir)
-        if best.is_file():
+        if self.role.multi_worker:
+            if not self.role.is_chief:
+                log.info("%s: done; the chief evaluates the best checkpoint", self.role.name)
+                return {}
+            # Compiled outside the strategy: the chief alone runs it.
+            model = keras.saving.load_model(best, compile=False)
+            confusion = trainer.compile_model(model, self.cfg.trainer, self.cfg.dataset, 1)
+        elif best.is_file():
             model.set_weights(keras.saving.load_model(best, compile=False).get_weights())
         names = list(self.cfg.dataset.class_names or range(int(self.cfg.dataset.num_classes)))
         results: dict[str, float] = {}
@@ -165,27 +199,35 @@ class Run:
                         split_scores[f"{split}/{kind}/{name}"] = float(value)
             results.update(split_scores)
         epochs = len(next(iter(self.history.values()), []))
-        self.tracker.log_metrics({_best_name(k): v for k, v in results.items()}, step=epochs)
+        self.tracker.log_metrics({final_metric_name(k): v for k, v in results.items()}, step=epochs)
         log.info(
             "final scores: %s",
             ", ".join(f"{k}={v:.4f}" for k, v in results.items() if k.count("/") == 1),
         )
         return results
 
-    def train_dataset(self):
-        """The training batches: reshuffled every epoch, an incomplete last batch dropped."""
+    def train_dataset(self, first_epoch: int = 0):
+        """The training batches of epochs ``first_epoch`` to ``trainer.epochs - 1`` as one
+        stream, each epoch shuffled and augmented from the seed and its number (fit it with
+        ``steps_per_epoch``)."""
+        from segkit import trainer
         from segkit.data.pipeline import make_dataset
 
-        tcfg = self.cfg.trainer
-        return make_dataset(
+        cfg, tcfg = self.cfg, self.cfg.trainer
+        dataset = make_dataset(
             self.index.splits["train"],
-            self.cfg.dataset,
+            cfg.dataset,
             batch_size=int(tcfg.batch_size),
             training=True,
-            seed=int(self.cfg.seed),
-            shuffle_buffer=int(tcfg.shuffle_buffer),
+            seed=int(cfg.seed),
             limit_batches=tcfg.limit_train_batches,
+            labels=self.index.labels,
+            augment=cfg.augment,
+            epochs=int(tcfg.epochs),
+            first_epoch=first_epoch,
+            cache_dir=cfg.cache_dir,
         )
+        return trainer.shard_by_element(dataset) if self.role.multi_worker else dataset
 
     def _eval_dataset(self, split: str):
         from segkit.data.pipeline import make_dataset
@@ -198,6 +240,8 @@ class Run:
             training=False,
             seed=int(self.cfg.seed),
             limit_batches=tcfg.limit_val_batches,
+            labels=self.index.labels,
+            cache_dir=self.cfg.cache_dir,
         )
 
     def _log_artifacts(self) -> None:
@@ -221,7 +265,9 @@ class Run:
             self.tracker.log_artifact(best, "model")
 
     def _run_name(self) -> str:
-        return self.cfg.run_name or f"{self.cfg.model.name}-{self.cfg.dataset.name}"
+        name = self.cfg.run_name or f"{self.cfg.model.name}-{self.cfg.dataset.name}"
+        job = hydra_job.sweep_job()
+        return name if job is None else f"{name}-{job.num}"
 
     def _params(self) -> dict[str, str]:
         params = flatten(to_container(self.cfg))
@@ -242,9 +288,15 @@ class Run:
             "output_dir": str(self.output_dir),
         }
         tags.update({f"split.{k}": v for k, v in self.index.origin.items()})
-        overrides = _hydra_overrides()
+        tags["data.validation"] = self.validation.describe()
+        if self.role.multi_worker:
+            tags.update({"cluster": self.role.source, "workers": str(self.role.num_workers)})
+        overrides = hydra_job.task_overrides()
         if overrides is not None:
             tags["hydra.overrides"] = " ".join(overrides) or "(none)"
+        job = hydra_job.sweep_job()
+        if job is not None:
+            tags.update({"sweep.job": str(job.num), "sweep.dir": str(job.sweep_dir)})
         return tags
 
 
@@ -260,55 +312,6 @@ def train(cfg: DictConfig) -> dict[str, float]:
     return Run(cfg).execute()
 
 
-def _check_output_dir(output_dir: Path) -> None:
-    """Refuse to write over a finished run's checkpoint (an unfinished one is resumed)."""
-    best = paths.best_checkpoint(output_dir)
-    if best.exists() and not paths.backup_dir(output_dir).exists():
-        raise ConfigError(
-            f"output_dir={output_dir} already holds a finished run ({best}); "
-            "choose a new output_dir to train again"
-        )
-
-
-def _resolve_output_dir(configured: str | None) -> Path:
-    """The configured output directory, or Hydra's job directory when it is null."""
-    from hydra.core.hydra_config import HydraConfig
-
-    if configured is None:
-        if not HydraConfig.initialized():
-            raise ConfigError(
-                "output_dir is null and there is no Hydra job directory: "
-                "set output_dir when calling train() without Hydra"
-            )
-        configured = HydraConfig.get().runtime.output_dir
-    return Path(str(configured)).expanduser().resolve()
-
-
-def _hydra_overrides() -> list[str] | None:
-    from hydra.core.hydra_config import HydraConfig
-
-    if not HydraConfig.initialized():
-        return None
-    return list(HydraConfig.get().overrides.task)
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """Treat SIGTERM (Slurm's pre-emption notice, `kill`) like Ctrl-C while training."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def _check_finite(losses: list[float]) -> None:
     """Raise ``TrainingDiverged`` if a training loss was NaN or infinite (TerminateOnNaN)."""
     for epoch, loss in enumerate(losses):
@@ -317,16 +320,6 @@ def _check_finite(losses: list[float]) -> None:
                 f"training diverged in epoch {epoch + 1} (train/loss={loss}); the best "
                 "checkpoint so far is kept; try a lower trainer.optimizer.lr"
             )
-
-
-def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text[:500]
-
-
-def _best_name(key: str) -> str:
-    """``val/dice`` -> ``best/val/dice``: scores of the restored best checkpoint."""
-    return key if key.startswith("test/") else f"best/{key}"
 
 
 __all__ = ["Run", "train"]

@@ -3,11 +3,19 @@
 ``make_tracker`` returns an ``MlflowTracker`` or, with ``tracking.enabled: false``, a
 ``NullTracker`` that accepts the same calls and logs nothing. A run is ended FINISHED, FAILED or
 KILLED by ``Tracker.end``; ``segkit.run`` guarantees one of those on every exit path.
+
+A tracking server (``http(s)://`` URI) is asked whether it answers when the tracker is made, so an
+unreachable server stops the command before anything is trained; MLflow's own client would retry
+each request for minutes. Several processes must not write one local SQLite file at once
+(``is_local_store`` tells a sweep when to refuse).
 """
 
 from __future__ import annotations
 
 import json
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,6 +27,42 @@ from segkit.errors import ConfigError
 # MLflow's limits: a param value is at most 6000 characters; log_batch takes up to 100 params.
 MAX_PARAM_LENGTH = 6000
 PARAMS_PER_BATCH = 100
+# The tag MLflow's UI nests a run under its parent with.
+PARENT_TAG = "mlflow.parentRunId"
+SERVER_HINT = "start one with `make server` (or set tracking.uri to a running server)"
+
+
+def final_metric_name(score: str) -> str:
+    """The name a run logs a final score under: ``val/dice`` -> ``best/val/dice`` (the score of
+    the restored best checkpoint); ``test/dice`` stays ``test/dice``."""
+    return score if score.startswith("test/") else f"best/{score}"
+
+
+def is_local_store(uri: str) -> bool:
+    """Whether ``uri`` is a store in local files (SQLite or a folder) rather than a server."""
+    if uri.startswith("databricks"):  # "databricks" or "databricks://profile": a service
+        return False
+    scheme = urllib.parse.urlparse(uri).scheme
+    return scheme in ("", "file", "sqlite") or len(scheme) == 1  # "C:" is a Windows path
+
+
+def check_server(uri: str, timeout: float) -> None:
+    """Raise a one-line ``ConfigError`` when an http(s) tracking URI has no server answering.
+
+    Any HTTP answer counts (a proxy's 401 is a server that answers); other URIs pass unchecked.
+    """
+    if urllib.parse.urlparse(uri).scheme not in ("http", "https"):
+        return
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout):
+            pass
+    except urllib.error.HTTPError:
+        return
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise ConfigError(
+            f"tracking.uri={uri}: no MLflow server answers ({reason}); {SERVER_HINT}"
+        ) from None
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -83,9 +127,10 @@ class MlflowTracker(NullTracker):
         """Create the run, then log its params (in batches MLflow accepts) and tags."""
         from mlflow.entities import Param
 
-        run = self.client.create_run(
-            self._experiment_id(), run_name=run_name, tags={**dict(self.cfg.tags), **tags}
-        )
+        tags = {**dict(self.cfg.tags), **tags}
+        if self.cfg.parent_run_id:
+            tags[PARENT_TAG] = str(self.cfg.parent_run_id)
+        run = self.client.create_run(self._experiment_id(), run_name=run_name, tags=tags)
         self.run_id = run.info.run_id
         items = [Param(k, v[:MAX_PARAM_LENGTH]) for k, v in params.items()]
         for i in range(0, len(items), PARAMS_PER_BATCH):
@@ -121,5 +166,12 @@ class MlflowTracker(NullTracker):
 
 
 def make_tracker(cfg: DictConfig) -> NullTracker:
-    """The tracker for the ``tracking`` config node."""
-    return MlflowTracker(cfg) if cfg.enabled else NullTracker()
+    """The tracker for the ``tracking`` config node.
+
+    Raises:
+        ConfigError: the tracking server does not answer within ``tracking.server_timeout``.
+    """
+    if not cfg.enabled:
+        return NullTracker()
+    check_server(str(cfg.uri), float(cfg.server_timeout))
+    return MlflowTracker(cfg)

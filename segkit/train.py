@@ -1,6 +1,7 @@
 """``python -m segkit.train``: compose the config with Hydra, train, log to MLflow.
 
-Returns the value of ``optimized_metric`` to Hydra, so sweepers can optimise it.
+Returns the value of ``optimized_metric`` to Hydra, so sweepers can optimise it. Under ``-m`` each
+job's run is nested under the sweep's parent run (``segkit.sweep``).
 """
 
 from __future__ import annotations
@@ -25,10 +26,17 @@ PROG = "segkit.train"
 @hydra.main(config_path=CONF_DIR, config_name="train", version_base="1.3")
 @user_errors_exit(PROG)
 def _main(cfg: DictConfig) -> float | None:
+    from segkit.errors import ConfigError
     from segkit.run import train
+    from segkit.sweep import join_sweep
 
+    join_sweep(cfg)
     results = train(cfg)
-    return results.get(str(cfg.optimized_metric))
+    metric = str(cfg.optimized_metric)
+    if results and metric not in results:  # no results: a multi-worker run's other workers
+        scores = ", ".join(k for k in results if k.count("/") == 1)
+        raise ConfigError(f"optimized_metric={metric} is not a final score; expected: {scores}")
+    return results.get(metric)
 
 
 def main() -> None:

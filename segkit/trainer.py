@@ -7,6 +7,7 @@ and restored afterwards, and the model is built and compiled inside ``strategy.s
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,12 +16,12 @@ import keras
 import tensorflow as tf
 from omegaconf import DictConfig
 
+from segkit.cluster import ClusterRole
 from segkit.config import option_value, to_container
 from segkit.errors import ConfigError
 from segkit.loss_schemas import parse_loss
 from segkit.losses import SegmentationLoss
 from segkit.metrics import ConfusionMatrix, segmentation_metrics
-from segkit.paths import backup_dir, best_checkpoint
 
 # Keras log keys are `loss`, `dice`, `val_loss`, ...; segkit logs `train/loss`, `val/dice`, ...
 KERAS_PREFIXES = {"val_": "val/"}
@@ -76,10 +77,12 @@ def configure_logical_cpus(count: int) -> None:
             ) from None
 
 
-def make_strategy(trainer: DictConfig) -> tf.distribute.Strategy:
+def make_strategy(trainer: DictConfig, role: ClusterRole) -> tf.distribute.Strategy:
     """The tf.distribute strategy named by ``trainer.strategy``.
 
     ``mirrored`` replicates over all GPUs, or over all logical CPU devices when there is no GPU.
+    ``multi_worker`` spans the processes of the cluster ``role`` was resolved from (TF_CONFIG or
+    Slurm), each replicating over its own devices; Keras' trainer is patched for it where needed.
     """
     name = option_value(trainer.strategy)
     if name == "default":
@@ -95,7 +98,57 @@ def make_strategy(trainer: DictConfig) -> tf.distribute.Strategy:
         return tf.distribute.MirroredStrategy(
             devices=[d.name for d in cpus], cross_device_ops=tf.distribute.ReductionToOneDevice()
         )
-    raise ConfigError(f"trainer.strategy={name!r}: expected default or mirrored")
+    if name == "multi_worker":
+        from segkit import compat_multi_worker
+        from segkit.cluster import make_resolver
+
+        compat_multi_worker.apply()
+        implementation = tf.distribute.experimental.CommunicationImplementation
+        options = tf.distribute.experimental.CommunicationOptions(
+            implementation=getattr(
+                implementation, option_value(trainer.multi_worker.communication).upper()
+            )
+        )
+        return tf.distribute.MultiWorkerMirroredStrategy(
+            cluster_resolver=make_resolver(trainer, role), communication_options=options
+        )
+    raise ConfigError(f"trainer.strategy={name!r}: expected default, mirrored or multi_worker")
+
+
+def synchronize_batch_norm(model: keras.Model) -> int:
+    """Make every BatchNormalization layer take its batch statistics across all replicas.
+
+    Under a multi-worker strategy each worker otherwise updates its moving statistics from its own
+    batches only, and the workers end with different weights. Returns the number of layers changed.
+    """
+    count = 0
+    pending = list(model.layers)
+    while pending:
+        layer = pending.pop()
+        pending.extend(getattr(layer, "layers", []))  # nested models (a pretrained encoder)
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.synchronized = True  # read when the layer is called, i.e. when fit traces it
+            count += 1
+    return count
+
+
+def weights_digest(model: keras.Model) -> str:
+    """SHA-256 of all weights, trainable or not: equal digests mean bit-identical models."""
+    digest = hashlib.sha256()
+    for weights in model.get_weights():
+        digest.update(weights.tobytes())
+    return digest.hexdigest()
+
+
+def shard_by_element(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """Let a multi-worker strategy split the batches between workers element by element.
+
+    The pipeline starts from a list of paths, which TensorFlow's file-based sharding cannot
+    split; each worker reads the whole split and keeps its share of every batch.
+    """
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
 
 
 @keras.saving.register_keras_serializable(package="segkit")
@@ -258,19 +311,30 @@ class MetricsLogger(keras.callbacks.Callback):
         self.tracker.log_metrics(metrics, step=epoch)
 
 
-def build_callbacks(trainer: DictConfig, output_dir: Path) -> list[keras.callbacks.Callback]:
+def build_callbacks(
+    trainer: DictConfig, backup: Path, checkpoint: Path | None
+) -> list[keras.callbacks.Callback]:
     """Throughput, NaN guard, backup for resuming, best-model checkpoint, optional early
-    stopping; a callback that logs the epoch goes after them."""
+    stopping; a callback that logs the epoch goes after them.
+
+    Args:
+        trainer: the ``trainer`` config node.
+        backup: BackupAndRestore's folder; every worker of a multi-worker run has its own.
+        checkpoint: where the best model goes; None on the workers that are not the chief.
+    """
     monitor = keras_name(str(trainer.monitor))
     mode = option_value(trainer.monitor_mode)
     callbacks = [
         Throughput(int(trainer.batch_size)),
         keras.callbacks.TerminateOnNaN(),
-        keras.callbacks.BackupAndRestore(str(backup_dir(output_dir))),
-        keras.callbacks.ModelCheckpoint(
-            str(best_checkpoint(output_dir)), monitor=monitor, mode=mode, save_best_only=True
-        ),
+        keras.callbacks.BackupAndRestore(str(backup)),
     ]
+    if checkpoint is not None:
+        callbacks.append(
+            keras.callbacks.ModelCheckpoint(
+                str(checkpoint), monitor=monitor, mode=mode, save_best_only=True
+            )
+        )
     if trainer.early_stopping.patience > 0:
         callbacks.append(
             keras.callbacks.EarlyStopping(

@@ -1,12 +1,19 @@
 """Session set-up and fixtures.
 
 The test process splits its CPU into two logical devices before TensorFlow starts, so strategy
-tests run real MirroredStrategy replicas in-process.
+tests run real MirroredStrategy replicas in-process. Tests of parallel sweeps log to a real
+`mlflow server` that the session starts on 127.0.0.1.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,9 +22,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402  (after the log level)
 
-from helpers import TINY  # noqa: E402
+from helpers import TINY, free_port  # noqa: E402
 from segkit.config import register_configs  # noqa: E402
 from segkit.data.synthetic import ensure_synthetic  # noqa: E402
+from segkit.errors import ConfigError  # noqa: E402
+from segkit.tracking import check_server  # noqa: E402
 
 LOGICAL_CPUS = 2
 tf.config.set_logical_device_configuration(
@@ -33,6 +42,55 @@ def cache_dir(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("cache")
     ensure_synthetic(folder / "synthetic", 24, 0, 48, 72)
     return folder
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory) -> Iterator[str]:
+    """The URI of a real `mlflow server` on 127.0.0.1 over a SQLite file, as `make server` runs.
+
+    Started once per session (in its own process group, so that its workers stop with it).
+    """
+    folder = tmp_path_factory.mktemp("mlflow_server")
+    port = free_port()
+    log = (folder / "server.log").open("w")
+    proc = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("mlflow")),
+            "server",
+            f"--backend-store-uri=sqlite:///{folder / 'server.db'}",
+            f"--artifacts-destination={folder / 'artifacts'}",
+            "--host=127.0.0.1",
+            f"--port={port}",
+            "--workers=1",
+        ],
+        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                check_server(uri, timeout=1.0)
+                break
+            except ConfigError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(
+                        f"mlflow server did not start: {(folder / 'server.log').read_text()}"
+                    )
+                time.sleep(0.5)
+        yield uri
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
 
 
 @pytest.fixture

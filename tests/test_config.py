@@ -5,17 +5,24 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hydra.errors import ConfigCompositionException
-from omegaconf import OmegaConf
+from hydra.errors import ConfigCompositionException, MissingConfigException
+from omegaconf import OmegaConf, open_dict
 
 from helpers import REPO, compose_config, run_module
-from segkit.cli import CONF_DIR
-from segkit.config import validate
+from segkit.cli import CONF_DIR, one_line
+from segkit.config import metric_direction, validate
 from segkit.errors import ConfigError
 from segkit.loss_schemas import parse_loss
 
 # Values an option needs before it composes to a complete config (no `???` left).
-REQUIRED = {"dataset/isic": ["dataset.root=/data/isic2018"]}
+REQUIRED = {
+    "dataset/isic": ["dataset.root=/data/isic2018"],
+    "dataset/dsb2018": ["dataset.root=/data/dsb2018"],
+    "dataset/voc": ["dataset.root=/data/VOCdevkit/VOC2012"],
+    "dataset/isbi": ["dataset.root=/data/isbi2012"],
+    "dataset/folder": ["dataset.images=/data/x/images", "dataset.masks=/data/x/masks"],
+    "hparams_search/optuna_isic": ["dataset.root=/data/isic2018"],
+}
 
 
 def group_options() -> list[tuple[str, str]]:
@@ -33,11 +40,19 @@ def test_conf_has_options_in_every_group():
 @pytest.mark.parametrize(("group", "option"), group_options())
 def test_every_option_composes_validates_and_resolves(group, option):
     overrides = [f"{group}={option}", "output_dir=/tmp/x", *REQUIRED.get(f"{group}/{option}", [])]
-    cfg = compose_config(overrides)
+    cfg = compose_config(overrides, hydra=True)
+    # Hydra's own groups (hydra/launcher) and searches (hparams_search, a global package) set
+    # values under hydra: the plugin they name is installed and their values resolve.
+    if group.startswith("hydra/") or group == "hparams_search":
+        node = cfg.hydra.launcher if group == "hydra/launcher" else cfg.hydra.sweeper
+        assert node._target_.startswith("hydra_plugins.")
+        OmegaConf.to_container(node, resolve=True)
+    with open_dict(cfg):
+        del cfg["hydra"]
     validate(cfg)
     # Fully resolvable, and nothing required left unset.
     container = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
-    assert container[group] is not None
+    assert container.get(group, container) is not None
 
 
 def test_default_config_is_the_synthetic_unet():
@@ -177,10 +192,12 @@ def test_help_lists_groups_and_cfg_prints_resolved_config(tmp_path):
     help_text = run_module("segkit.train", "--help", cwd=tmp_path)
     assert help_text.returncode == 0
     for line in (
-        "dataset: isic, synthetic",
+        "dataset: dsb2018, folder, isbi, isic, synthetic, voc",
+        "augment: elastic, flip, none, standard",
         "model: improved_unet, mobilenet_unet, unet",
-        "trainer: default, mirrored, smoke",
-        "tracking: local, none",
+        "trainer: default, mirrored, multi_worker, smoke",
+        "tracking: local, none, server",
+        "hparams_search: optuna, optuna_isic",
     ):
         assert line in help_text.stdout
     job = run_module("segkit.train", "--cfg", "job", "--resolve", "trainer.epochs=2", cwd=tmp_path)
@@ -193,3 +210,26 @@ def test_console_script_is_installed():
     assert (Path(REPO) / ".venv" / "bin" / "segkit-train").exists() or pytest.skip(
         "not running from the project's .venv"
     )
+
+
+def test_search_direction_follows_the_metric():
+    assert compose_config(["hparams_search=optuna"], hydra=True).hydra.sweeper.direction == (
+        "maximize"
+    )
+    cfg = compose_config(["hparams_search=optuna", "optimized_metric=val/loss"], hydra=True)
+    assert cfg.hydra.sweeper.direction == "minimize"
+    assert metric_direction("test/dice/lesion") == "maximize"
+
+
+def test_optimized_metric_must_be_a_final_score():
+    with pytest.raises(ConfigError, match="optimized_metric='train/loss'"):
+        validate(compose_config(["optimized_metric=train/loss"]))
+
+
+def test_missing_plugin_is_named_with_the_install_command():
+    error = MissingConfigException(
+        "Could not find 'hydra/launcher/joblib'", missing_cfg_file="hydra/launcher/joblib"
+    )
+    message = one_line(error)
+    assert message.startswith("hydra/launcher=joblib needs the hydra-joblib-launcher plugin")
+    assert "pip install -e '.[sweep]'" in message and "\n" not in message

@@ -10,12 +10,17 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
+from helpers import dataset_node
 from segkit.data import build_index
 from segkit.data.index import Sample, pair_files, random_split
 from segkit.data.isic import TRAIN_IMAGES, TRAIN_MASKS, index_isic_folder
 from segkit.data.pipeline import make_dataset
 from segkit.data.synthetic import dataset_dir, ensure_synthetic, make_sample
 from segkit.errors import ConfigError, DataError
+
+
+def split(val: float, test: float, seed: int):
+    return OmegaConf.create({"val": val, "test": test, "seed": seed, "files": None})
 
 
 def digest(folder: Path) -> str:
@@ -76,7 +81,7 @@ def test_isic_index_uses_official_validation_folder_and_random_test(tmp_path):
             f"ISIC_{100 + i:07d}",
         )
     (tmp_path / TRAIN_IMAGES / "LICENSE.txt").write_text("not an image")
-    index = index_isic_folder(tmp_path, val=0.2, test=0.2, seed=0)
+    index = index_isic_folder(tmp_path, split(0.2, 0.2, 0))
     assert index.counts() == {"train": 8, "val": 3, "test": 2}
     assert index.origin["val"] == "official" and index.origin["test"].startswith("random")
     written = index.write_split_files(tmp_path / "splits")
@@ -87,7 +92,7 @@ def test_isic_index_uses_official_validation_folder_and_random_test(tmp_path):
 def test_isic_flat_images_masks_form(tmp_path):
     for i in range(4):
         write_pair(tmp_path / "images", tmp_path / "masks", f"ISIC_{i:07d}")
-    assert sum(index_isic_folder(tmp_path, 0.25, 0.25, 0).counts().values()) == 4
+    assert sum(index_isic_folder(tmp_path, split(0.25, 0.25, 0)).counts().values()) == 4
 
 
 def test_missing_masks_and_images_are_all_listed_by_file(tmp_path):
@@ -95,19 +100,20 @@ def test_missing_masks_and_images_are_all_listed_by_file(tmp_path):
     write_pair(tmp_path / "images", tmp_path / "masks", "b")
     (tmp_path / "masks" / "a_segmentation.png").unlink()
     write_pair(tmp_path / "other", tmp_path / "masks", "c")  # mask without an image
-    with pytest.raises(DataError) as error:
-        pair_files(tmp_path / "images", tmp_path / "masks", "_segmentation")
-    message = str(error.value)
-    assert "2 problems" in message and "a.jpg: no mask" in message
-    assert "c_segmentation.png: no image" in message and "\n" not in message
+    samples, problems = pair_files(tmp_path / "images", tmp_path / "masks", "_segmentation")
+    assert [s.id for s in samples] == ["b"]
+    assert len(problems) == 2 and "a.jpg: no mask" in problems[0]
+    assert "c_segmentation.png: no image" in problems[1]
 
 
 def test_missing_root_and_unknown_dataset_name(tmp_path):
     with pytest.raises(DataError, match=f"dataset.root={tmp_path / 'nope'}: folder not found"):
-        index_isic_folder(tmp_path / "nope", 0.1, 0.1, 0)
+        index_isic_folder(tmp_path / "nope", split(0.1, 0.1, 0))
     with pytest.raises(DataError, match="expected ISIC 2018 folders"):
-        index_isic_folder(tmp_path, 0.1, 0.1, 0)
-    with pytest.raises(ConfigError, match="expected one of: isic, synthetic"):
+        index_isic_folder(tmp_path, split(0.1, 0.1, 0))
+    with pytest.raises(
+        ConfigError, match="expected one of: dsb2018, folder, isbi, isic, synthetic"
+    ):
         build_index(OmegaConf.create({"name": "coco"}))
 
 
@@ -126,8 +132,8 @@ def test_random_split_is_deterministic_disjoint_and_order_free():
 
 def test_pipeline_batches_shapes_ranges_and_nearest_masks(cache_dir):
     folder = ensure_synthetic(cache_dir / "synthetic", 24, 0, 48, 72)
-    index = index_isic_folder(folder, 0.2, 0.2, 0)
-    cfg = OmegaConf.create({"image_size": 32, "channels": 3, "num_classes": 2, "ignore_index": 255})
+    index = index_isic_folder(folder, split(0.2, 0.2, 0))
+    cfg = dataset_node(root=str(folder), image_size=32)
     ds = make_dataset(index.splits["train"], cfg, batch_size=4, training=True, seed=0)
     images, masks = next(iter(ds))
     assert images.shape == (4, 32, 32, 3) and masks.shape == (4, 32, 32, 1)
@@ -143,8 +149,8 @@ def test_pipeline_batches_shapes_ranges_and_nearest_masks(cache_dir):
 
 def test_pipeline_shuffle_is_reproducible_from_the_seed(cache_dir):
     folder = ensure_synthetic(cache_dir / "synthetic", 24, 0, 48, 72)
-    samples = index_isic_folder(folder, 0.2, 0.2, 0).splits["train"]
-    cfg = OmegaConf.create({"image_size": 32, "channels": 3, "num_classes": 2, "ignore_index": 255})
+    samples = index_isic_folder(folder, split(0.2, 0.2, 0)).splits["train"]
+    cfg = dataset_node(root=str(folder), image_size=32)
 
     def first_batch(seed):
         ds = make_dataset(samples, cfg, batch_size=4, training=True, seed=seed)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from helpers import compose_config, with_model
 from segkit import finetune, trainer
+from segkit.cluster import resolve_role
 from segkit.models import build_model
-from segkit.paths import backup_dir
+from segkit.paths import backup_dir, best_checkpoint
 from segkit.run import Run
 
 
@@ -70,24 +72,26 @@ def test_phases_follow_the_config(smoke_overrides, encoder_weights):
 
 def fit_tiny(cfg, output_dir, callbacks):
     """``fit_in_phases`` on a tiny random dataset, as ``Run.fit`` calls it."""
-    strategy = trainer.make_strategy(cfg.trainer)
+    strategy = trainer.make_strategy(cfg.trainer, resolve_role(cfg.trainer))
     with strategy.scope():
         model = build_model(cfg.model, cfg.dataset)
         confusion = trainer.compile_model(model, cfg.trainer, cfg.dataset, 2)
     rng = np.random.default_rng(0)
     x = rng.random((4, 32, 32, 3), np.float32)
     y = (x[..., :1] > 0.5).astype(np.uint8)
+    stream = tf.data.Dataset.from_tensor_slices((x, y)).batch(2).repeat()
     finetune.fit_in_phases(
         model,
         confusion,
         strategy=strategy,
         cfg=cfg,
         steps_per_epoch=2,
-        callbacks=trainer.build_callbacks(cfg.trainer, output_dir) + callbacks,
+        callbacks=trainer.build_callbacks(
+            cfg.trainer, backup_dir(output_dir), best_checkpoint(output_dir)
+        )
+        + callbacks,
+        train_data=lambda first_epoch: stream,
         after_phase=lambda: None,
-        x=x,
-        y=y,
-        batch_size=2,
         verbose=0,
     )
     return model

@@ -1,4 +1,4 @@
-"""The MLflow tracker against a real SQLite store."""
+"""The MLflow tracker against a real SQLite store and a real `mlflow server`."""
 
 from __future__ import annotations
 
@@ -6,22 +6,31 @@ import pytest
 from mlflow import MlflowClient
 from omegaconf import OmegaConf
 
+from helpers import free_port
+from segkit.config import TrackingConfig
 from segkit.errors import ConfigError
-from segkit.tracking import MlflowTracker, NullTracker, flatten, make_tracker
+from segkit.tracking import (
+    MlflowTracker,
+    NullTracker,
+    check_server,
+    flatten,
+    is_local_store,
+    make_tracker,
+)
 
 
 def tracking_cfg(tmp_path, **extra):
-    return OmegaConf.create(
+    cfg = OmegaConf.structured(TrackingConfig)
+    cfg.merge_with(
         {
-            "enabled": True,
             "uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
             "experiment": "t",
             "artifact_location": str(tmp_path / "art"),
             "tags": {"team": "vision"},
-            "log_model": True,
             **extra,
         }
     )
+    return cfg
 
 
 def test_flatten_nested_config():
@@ -65,3 +74,47 @@ def test_disabled_tracking_is_a_null_tracker(tmp_path):
     tracker.log_metrics({"m": 1.0}, 0)
     tracker.end("FINISHED")
     assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_run_nests_under_its_parent_run(tmp_path):
+    parent = make_tracker(tracking_cfg(tmp_path))
+    parent.start("sweep", {}, {})
+    child = make_tracker(tracking_cfg(tmp_path, parent_run_id=parent.run_id))
+    child.start("job", {}, {})
+    run = MlflowClient(tracking_cfg(tmp_path).uri).get_run(child.run_id)
+    assert run.data.tags["mlflow.parentRunId"] == parent.run_id
+
+
+@pytest.mark.parametrize(
+    ("uri", "local"),
+    [
+        ("sqlite:///mlflow.db", True),
+        ("sqlite:////abs/mlflow.db", True),
+        ("./mlruns", True),
+        ("file:///tmp/mlruns", True),
+        ("http://127.0.0.1:5000", False),
+        ("https://mlflow.example.org", False),
+        ("postgresql://user@db/mlflow", False),
+        ("databricks", False),
+    ],
+)
+def test_local_stores_are_files(uri, local):
+    assert is_local_store(uri) is local
+
+
+def test_server_check_passes_a_running_server(mlflow_server, tmp_path):
+    check_server(mlflow_server, timeout=5)
+    tracker = make_tracker(tracking_cfg(tmp_path, uri=mlflow_server, experiment="check"))
+    tracker.start("x", {"a": "1"}, {})
+    tracker.end("FINISHED")
+    assert MlflowClient(mlflow_server).get_run(tracker.run_id).info.status == "FINISHED"
+
+
+def test_unreachable_server_is_a_one_line_error_naming_the_uri(tmp_path):
+    uri = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(ConfigError) as error:
+        make_tracker(tracking_cfg(tmp_path, uri=uri, server_timeout=2))
+    message = str(error.value)
+    assert message.startswith(f"tracking.uri={uri}: no MLflow server answers")
+    assert "make server" in message and "\n" not in message
+    check_server("sqlite:///x.db", timeout=1)  # not a server: nothing to check

@@ -1,16 +1,28 @@
-"""Streaming tf.data pipeline: read, decode, resize, normalise, batch, prefetch.
+"""Streaming tf.data pipeline: indices -> decode, fit, augment (numpy) -> normalise, batch.
 
-Only file paths are held in memory; images are decoded in parallel as batches are consumed.
-Images are resized bilinearly (with antialiasing) and scaled to [0, 1]; masks stay integer and are
-resized with nearest neighbour only, so no label value is ever invented by interpolation.
+Only sample indices flow through tf.data; ``SampleLoader`` decodes each one in a
+``tf.numpy_function`` that tf.data calls in parallel (Pillow, OpenCV and albumentations release
+the GIL for the heavy work). Nothing but file paths is held in memory unless
+``dataset.cache=memory``.
+
+A training dataset holds all its epochs: epoch ``e`` is a permutation of all the samples drawn
+with the stateless seed (``seed``, ``e``), cut to whole batches, and every element is augmented
+with a seed of (``seed``, ``e``, sample index). Two runs with the same seed therefore see the
+same batches, and every epoch differs from the last. Fit it with ``steps_per_epoch`` set, so
+Keras reads one continuous stream instead of restarting it each epoch.
 """
 
 from __future__ import annotations
 
+import os
+
 import tensorflow as tf
 from omegaconf import DictConfig
 
+from segkit.data import labels as label_maps
 from segkit.data.index import Sample
+from segkit.data.labels import LabelMap
+from segkit.data.loader import SampleLoader
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -22,47 +34,72 @@ def make_dataset(
     batch_size: int,
     training: bool,
     seed: int,
-    shuffle_buffer: int = 1024,
     limit_batches: int | None = None,
+    labels: LabelMap | None = None,
+    augment: DictConfig | None = None,
+    epochs: int = 1,
+    first_epoch: int = 0,
+    cache_dir: str | os.PathLike | None = None,
 ) -> tf.data.Dataset:
     """Batches of ``(image float32 [B,S,S,C] in [0,1], mask uint8 [B,S,S,1])``.
 
     Args:
         samples: the split to read.
-        dataset: the ``dataset`` config node (image_size, channels, num_classes, ignore_index).
-        batch_size: global batch size (a tf.distribute strategy splits it across replicas).
-        training: shuffle every epoch and drop the last incomplete batch.
-        seed: shuffle seed; the same seed gives the same order of batches.
-        shuffle_buffer: samples held for shuffling (paths only before decoding).
-        limit_batches: stop after this many batches (smoke runs); None reads the whole split.
+        dataset: the ``dataset`` config node (image_size, channels, resize, cache, ...).
+        batch_size: global batch size (a tf.distribute strategy splits it across replicas);
+            a training split smaller than a batch trains on batches of all its samples.
+        training: shuffle, augment, random crops, and only whole batches.
+        seed: the run seed; shuffling and augmentation derive from it.
+        limit_batches: at most this many batches per epoch (smoke runs); None = all.
+        labels: how the masks read (``DatasetIndex.labels``); None = binary 0/1 or 0/255.
+        augment: the ``augment`` config node (training only); None = no augmentation.
+        epochs: epochs a training dataset holds (fit it with ``steps_per_epoch``).
+        first_epoch: the first of them (a later training phase starts mid-run): the dataset
+            holds epochs ``first_epoch`` to ``epochs - 1``.
+        cache_dir: where ``dataset.cache=disk`` keeps decoded samples.
     """
     if not samples:
         raise ValueError("make_dataset needs at least one sample")
-    size = int(dataset.image_size)
-    channels = int(dataset.channels)
-    binary = int(dataset.num_classes) == 2
+    loader = SampleLoader(
+        samples,
+        labels or label_maps.binary(),
+        dataset,
+        training=training,
+        augment=augment,
+        seed=seed,
+        cache_dir=cache_dir,
+    )
+    size, channels, n = loader.size, loader.channels, len(samples)
 
-    def load(image_path: tf.Tensor, mask_path: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        image = tf.io.decode_image(
-            tf.io.read_file(image_path), channels=channels, expand_animations=False
+    def load(index: tf.Tensor, epoch: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        image, mask = tf.numpy_function(
+            loader, [index, epoch], [tf.uint8, tf.uint8], stateful=False, name="load_sample"
         )
-        image = tf.image.resize(image, (size, size), method="bilinear", antialias=True)
-        image = tf.clip_by_value(image / 255.0, 0.0, 1.0)
-        mask = tf.io.decode_image(tf.io.read_file(mask_path), channels=1, expand_animations=False)
-        mask = tf.image.resize(mask, (size, size), method="nearest")
-        if binary:
-            # Binary masks come as 0/255 (ISIC) or 0/1: any non-zero value is foreground.
-            mask = tf.cast(mask > 0, mask.dtype)
         image.set_shape((size, size, channels))
-        mask.set_shape((size, size, 1))
-        return image, tf.cast(mask, tf.uint8)
+        mask.set_shape((size, size))
+        return tf.cast(image, tf.float32) / 255.0, mask[..., None]
 
-    paths = ([s.image for s in samples], [s.mask for s in samples])
-    ds = tf.data.Dataset.from_tensor_slices(paths)
     if training:
-        ds = ds.shuffle(min(len(samples), shuffle_buffer), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.map(load, num_parallel_calls=AUTOTUNE, deterministic=True)
-    ds = ds.batch(batch_size, drop_remainder=training and len(samples) >= batch_size)
-    if limit_batches is not None:
-        ds = ds.take(limit_batches)
+        per_batch = min(batch_size, n)
+        per_epoch = n // per_batch * per_batch  # whole batches only
+        if limit_batches is not None:
+            per_epoch = min(per_epoch, limit_batches * per_batch)
+
+        def epoch_indices(epoch: tf.Tensor) -> tf.data.Dataset:
+            # A full permutation of the indices, a pure function of (seed, epoch): no shuffle
+            # buffer, no dependence on TensorFlow's global seed.
+            order = tf.random.experimental.stateless_shuffle(
+                tf.range(n, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), epoch])
+            )
+            return tf.data.Dataset.from_tensor_slices(order[:per_epoch]).map(lambda i: (i, epoch))
+
+        ds = tf.data.Dataset.range(first_epoch, epochs).flat_map(epoch_indices)
+        ds = ds.map(load, num_parallel_calls=AUTOTUNE, deterministic=True)
+        ds = ds.batch(per_batch, drop_remainder=True)
+    else:
+        ds = tf.data.Dataset.range(n).map(lambda i: (i, tf.constant(0, tf.int64)))
+        ds = ds.map(load, num_parallel_calls=AUTOTUNE, deterministic=True)
+        ds = ds.batch(batch_size)
+        if limit_batches is not None:
+            ds = ds.take(limit_batches)
     return ds.prefetch(AUTOTUNE)

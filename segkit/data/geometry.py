@@ -1,0 +1,102 @@
+"""Resize policies: how an image of any size becomes the model's square input.
+
+- ``resize``: squash to ``size`` x ``size``.
+- ``letterbox``: scale the longer side to ``size``, keep the aspect ratio, pad the rest (image
+  with ``pad_value``, mask with the ignore label, so padding counts in no loss or metric).
+- ``random_crop`` / ``center_crop``: scale the shorter side to ``rescale`` when set, then crop
+  ``size`` x ``size`` (``segkit.data.augment`` crops, padding images smaller than the crop).
+
+Images shrink with area interpolation (no aliasing) and grow bilinearly; masks always use
+nearest neighbour, so no label value is ever invented.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from omegaconf import DictConfig
+
+from segkit.config import option_value
+
+CROPS = ("random_crop", "center_crop")
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A resize policy with its settings (the ``dataset`` keys of the same names)."""
+
+    resize: str
+    size: int
+    rescale: int | None = None
+    pad_value: int = 0
+    ignore_index: int = 255
+
+    @classmethod
+    def from_config(cls, dataset: DictConfig) -> Policy:
+        """The policy a ``dataset`` config node sets."""
+        return cls(
+            resize=option_value(dataset.resize),
+            size=int(dataset.image_size),
+            rescale=None if dataset.rescale is None else int(dataset.rescale),
+            pad_value=int(dataset.pad_value),
+            ignore_index=int(dataset.ignore_index),
+        )
+
+    @property
+    def crops(self) -> bool:
+        """Whether a crop follows the deterministic part."""
+        return self.resize in CROPS
+
+
+def output_scale(policy: Policy, height: int, width: int) -> float:
+    """The factor a policy scales an image of this size by before any crop."""
+    if policy.resize == "resize":
+        return max(policy.size / height, policy.size / width)  # both sides keep >= size pixels
+    if policy.resize == "letterbox":
+        return policy.size / max(height, width)
+    return policy.rescale / min(height, width) if policy.rescale else 1.0
+
+
+def request(policy: Policy, height: int, width: int) -> tuple[int, int]:
+    """The smallest (height, width) to decode an image at that loses no output detail."""
+    scale = min(1.0, output_scale(policy, height, width))
+    return max(1, math.ceil(height * scale)), max(1, math.ceil(width * scale))
+
+
+def fit(image: np.ndarray, mask: np.ndarray, policy: Policy) -> tuple[np.ndarray, np.ndarray]:
+    """Apply the deterministic part of a policy to an image [H, W, C] and its mask [H, W]."""
+    height, width = image.shape[:2]
+    size = policy.size
+    if policy.resize == "resize":
+        return _resize(image, mask, size, size)
+    scale = output_scale(policy, height, width)
+    new_h = max(1, round(height * scale))
+    new_w = max(1, round(width * scale))
+    if policy.crops:
+        return (image, mask) if scale == 1.0 else _resize(image, mask, new_h, new_w)
+    image, mask = _resize(image, mask, new_h, new_w)
+    top, left = (size - new_h) // 2, (size - new_w) // 2
+    borders = (top, size - new_h - top, left, size - new_w - left)
+    image = cv2.copyMakeBorder(
+        image, *borders, cv2.BORDER_CONSTANT, value=(policy.pad_value,) * image.shape[2]
+    ).reshape(size, size, image.shape[2])
+    mask = cv2.copyMakeBorder(mask, *borders, cv2.BORDER_CONSTANT, value=policy.ignore_index)
+    return image, mask
+
+
+def _resize(
+    image: np.ndarray, mask: np.ndarray, height: int, width: int
+) -> tuple[np.ndarray, np.ndarray]:
+    if image.shape[:2] == (height, width):
+        return image, mask
+    shrink = height * width < image.shape[0] * image.shape[1]
+    interpolation = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+    channels = image.shape[2]
+    # OpenCV drops a single channel axis; put it back.
+    image = cv2.resize(image, (width, height), interpolation=interpolation)
+    image = image.reshape(height, width, channels)
+    mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_NEAREST)
+    return image, mask
