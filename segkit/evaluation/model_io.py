@@ -170,9 +170,8 @@ def log_keras_model(tracker, model_file: Path, cfg: DictConfig) -> None:
     import mlflow
     import mlflow.keras
     import numpy as np
-    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
-
     from mlflow.models import infer_signature
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 
     ds = cfg.dataset
     example = np.zeros((1, int(ds.image_size), int(ds.image_size), int(ds.channels)), np.float32)
