@@ -10,13 +10,16 @@ import pytest
 from mlflow import MlflowClient
 from PIL import Image
 
-from helpers import compose_config, run_module
+from helpers import TINY_MODELS, compose_config, run_module
 from segkit.compare import compare
 from segkit.data import geometry
 from segkit.evaluation import challenge
+from segkit.evaluation.commands import evaluate
 from segkit.evaluation.inference import InferenceSettings, Predictor
 from segkit.evaluation.postprocess import fill_holes, keep_largest, remove_small
+from segkit.models import build_model
 from segkit.run import train
+from tiny_datasets import write_voc
 
 
 def test_thresholded_jaccard_scores_images_below_065_as_zero():
@@ -192,3 +195,44 @@ def test_evaluate_predict_and_compare_a_trained_run(smoke_overrides, tmp_path):
     assert run_id in result.stdout and (tmp_path / "runs.csv").is_file()
     bad = run_module("segkit.evaluate", "run_id=nope", f"tracking.uri={uri}", cwd=tmp_path)
     assert bad.returncode == 2 and "run_id=nope" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_evaluate_a_keras_file_on_a_multi_class_letterboxed_dataset(tmp_path, cache_dir):
+    voc = write_voc(tmp_path / "data", train=4, val=3)
+    model_cfg = compose_config(
+        ["dataset=voc", f"dataset.root={voc}", *TINY_MODELS["unet"], "dataset.image_size=32"]
+    )
+    model_file = tmp_path / "voc.keras"
+    build_model(model_cfg.model, model_cfg.dataset).save(model_file)
+    cfg = compose_config(
+        [
+            f"model_path={model_file}",
+            "dataset=voc",
+            f"dataset.root={voc}",
+            "dataset.image_size=32",
+            "split=val",
+            "tracking=none",
+            f"output_dir={tmp_path / 'out'}",
+            f"cache_dir={cache_dir}",
+            "inference.tta=true",
+        ],
+        name="evaluate",
+    )
+    assert cfg.dataset.resize == "letterbox"  # the voc default
+    scores = evaluate(cfg)
+    assert {"val/miou", "val/voc_miou", "val/voc_miou_no_bg", "val/pixel_accuracy"} <= set(scores)
+    assert scores["val/voc_miou"] == pytest.approx(scores["val/miou"])
+    rows = list(csv.DictReader((tmp_path / "out" / "val_per_image.csv").open()))
+    assert [(r["height"], r["width"]) for r in rows] == [("24", "32")] * 3  # the images' own size
+    assert (tmp_path / "out" / "figures" / "val_confusion_matrix.png").is_file()
+
+
+def test_bad_evaluate_settings_are_one_line_errors(tmp_path):
+    for args, expected in (
+        (["split=train2"], "split='train2'"),
+        (["inference.threshold=1.5"], "inference.threshold=1.5"),
+        ([], "give exactly one of run_id"),
+    ):
+        result = run_module("segkit.evaluate", "tracking=none", *args, cwd=tmp_path)
+        assert result.returncode == 2 and expected in result.stderr, result.stderr[-2000:]
+        assert "Traceback" not in result.stderr

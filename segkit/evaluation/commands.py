@@ -21,8 +21,8 @@ from segkit.data.geometry import Policy
 from segkit.data.index import SPLITS, is_image
 from segkit.errors import ConfigError, DataError, short_reason
 from segkit.evaluation import model_io
-from segkit.evaluation.evaluator import PostprocessSettings, evaluate_split
 from segkit.evaluation.inference import InferenceSettings, Predictor
+from segkit.evaluation.postprocess import PostprocessSettings
 from segkit.tracking import flatten, make_tracker
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
             run is started.
     """
     from segkit.data import load_index
+    from segkit.evaluation.evaluator import evaluate_split
 
     validate(cfg)
     if cfg.split not in SPLITS:

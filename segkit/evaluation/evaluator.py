@@ -27,26 +27,13 @@ from segkit.data.index import Sample
 from segkit.data.labels import LabelMap
 from segkit.evaluation import challenge, figures
 from segkit.evaluation.inference import Predictor
-from segkit.evaluation.postprocess import postprocess
+from segkit.evaluation.postprocess import PostprocessSettings
 from segkit.metrics import scores_numpy
 
 log = logging.getLogger(__name__)
 # Side of the thumbnails kept for the gallery; bins of the precision-recall histogram.
 THUMBNAIL = 192
 PR_BINS = 100
-
-
-@dataclass
-class PostprocessSettings:
-    """Clean-ups of predicted masks (``postprocess`` config node)."""
-
-    largest: bool = False
-    min_size: int = 0
-    fill_holes: bool = False
-
-    def apply(self, labels: np.ndarray, num_classes: int) -> np.ndarray:
-        """The label map with the chosen clean-ups applied."""
-        return postprocess(labels, num_classes, self.largest, self.min_size, self.fill_holes)
 
 
 @dataclass

@@ -68,7 +68,8 @@ def plot_gallery(
         ax.axis("off")
     for (kind, item), row in zip(rows, axes, strict=False):
         image = item.image[..., 0] if item.image.shape[2] == 1 else item.image
-        label = f"{item.id} ({kind}) Dice {item.score:.3f}"
+        short = item.id if len(item.id) <= 24 else f"{item.id[:22]}..."
+        label = f"{short} ({kind}) Dice {item.score:.3f}"
         row[0].imshow(image, cmap="gray")
         row[1].imshow(colours[item.truth][..., :3])
         row[2].imshow(colours[item.prediction][..., :3])

@@ -6,6 +6,8 @@ in the order: remove small objects, fill holes, keep the largest object.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
@@ -67,3 +69,16 @@ def postprocess(
 
 def _binary(mask: np.ndarray) -> np.ndarray:
     return (mask > 0).astype(np.uint8)
+
+
+@dataclass
+class PostprocessSettings:
+    """Clean-ups of predicted masks (``postprocess`` config node)."""
+
+    largest: bool = False
+    min_size: int = 0
+    fill_holes: bool = False
+
+    def apply(self, labels: np.ndarray, num_classes: int) -> np.ndarray:
+        """The label map with the chosen clean-ups applied."""
+        return postprocess(labels, num_classes, self.largest, self.min_size, self.fill_holes)
