@@ -92,12 +92,7 @@ def _resize(
 ) -> tuple[np.ndarray, np.ndarray]:
     if image.shape[:2] == (height, width):
         return image, mask
-    shrink = height * width < image.shape[0] * image.shape[1]
-    interpolation = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
-    channels = image.shape[2]
-    # OpenCV drops a single channel axis; put it back.
-    image = cv2.resize(image, (width, height), interpolation=interpolation)
-    image = image.reshape(height, width, channels)
+    image = resize_image(image, height, width)
     mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_NEAREST)
     return image, mask
 
@@ -134,6 +129,18 @@ def unfit(
         top, left = (policy.size - new_h) // 2, (policy.size - new_w) // 2
         prediction = prediction[top : top + new_h, left : left + new_w]
     return resize_probabilities(prediction, height, width)
+
+
+def resize_image(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize an image [h, w, C] as ``fit`` does: area interpolation down, bilinear up."""
+    if image.shape[:2] == (height, width):
+        return image
+    shrink = height * width < image.shape[0] * image.shape[1]
+    interpolation = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+    channels = image.shape[2]
+    # OpenCV drops a single channel axis; put it back.
+    resized = cv2.resize(image, (width, height), interpolation=interpolation)
+    return resized.reshape(height, width, channels)
 
 
 def resize_probabilities(values: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -104,7 +104,10 @@ class Predictor:
             return geometry.unfit(probs, policy, height, width, source=image.shape[:2])
         scale = self.working_scale(height, width)
         work_h, work_w = max(1, round(height * scale)), max(1, round(width * scale))
-        work = geometry.resize_probabilities(image.astype(np.float32), work_h, work_w)
+        # Kept uint8: a float copy of a full-resolution image would cost 4x its memory.
+        work = image
+        if work.shape[:2] != (work_h, work_w):
+            work = geometry.resize_image(image, work_h, work_w)
         probs = self._sliding_window(work)
         return geometry.resize_probabilities(probs, height, width)
 
@@ -115,7 +118,7 @@ class Predictor:
         return np.argmax(probs, axis=-1).astype(np.uint8)
 
     def _sliding_window(self, image: np.ndarray) -> np.ndarray:
-        """Blended tile predictions over a float image [h, w, C] in 0..255 at working scale."""
+        """Blended tile predictions over an image uint8 [h, w, C] at the working scale."""
         size = self.size
         h, w = image.shape[:2]
         pad_h, pad_w = max(0, size - h), max(0, size - w)
@@ -123,7 +126,7 @@ class Predictor:
             image = np.pad(
                 image,
                 ((0, pad_h), (0, pad_w), (0, 0)),
-                constant_values=float(self.policy.pad_value),
+                constant_values=self.policy.pad_value,
             )
         H, W = image.shape[:2]  # noqa: N806
         stride = max(1, int(size * (1.0 - self.settings.overlap)))
