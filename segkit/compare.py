@@ -78,19 +78,23 @@ def compare(
     )
     for name in wanted:
         table[name] = runs.get(f"params.{name}")
-    metrics = [column] + [
-        c
-        for c in runs.columns
-        if c.startswith("metrics.")
-        and c != column
-        and c.count("/") == 2 - c.startswith("metrics.test/")
-        and c.rsplit("/", 1)[-1] in SCORES
-    ]
+    metrics = [column] + [c for c in runs.columns if c != column and _final_score(c)]
     for c in metrics:
         table[c[len("metrics.") :]] = runs[c]
     _add_evaluations(table, evaluations)
     table = table.reset_index(drop=True)
     return table.head(top) if top else table
+
+
+def _final_score(column: str) -> bool:
+    """A final mean score of a training run: ``metrics.best/val/dice``, ``metrics.test/miou``."""
+    if not column.startswith("metrics."):
+        return False
+    name = column[len("metrics.") :]
+    final = (name.startswith("best/") and name.count("/") == 2) or (
+        name.startswith("test/") and name.count("/") == 1
+    )
+    return final and name.rsplit("/", 1)[-1] in SCORES
 
 
 def _search(uri: str, experiment_id: str, filters: str):

@@ -46,7 +46,9 @@ def prediction_samples(cfg, index, tracker) -> list[keras.callbacks.Callback]:
     samples = index.splits.get("val", [])[:count]
     if count <= 0 or getattr(tracker, "run_id", None) is None or not samples:
         return []
-    loader = SampleLoader(samples, index.labels, cfg.dataset, training=False)
+    loader = SampleLoader(
+        samples, index.labels, cfg.dataset, training=False, cache_dir=cfg.cache_dir
+    )
     pairs = [loader(i) for i in range(len(samples))]
     images = np.stack([p[0] for p in pairs])
     masks = np.stack([p[1] for p in pairs])

@@ -10,13 +10,14 @@ several evaluations of one model sit side by side under it in the MLflow UI.
 from __future__ import annotations
 
 import logging
+import tempfile
 from pathlib import Path
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from segkit import hydra_job
-from segkit.config import SCHEMAS, to_container, validate
+from segkit.config import SCHEMAS, option_value, to_container, validate
 from segkit.data.geometry import Policy
 from segkit.data.index import SPLITS, is_image
 from segkit.errors import ConfigError, DataError, short_reason
@@ -35,9 +36,6 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         ConfigError, DataError: a user mistake (no such run, split, dataset), before any MLflow
             run is started.
     """
-    from segkit.data import load_index
-    from segkit.evaluation.evaluator import evaluate_split
-
     validate(cfg)
     if cfg.split not in SPLITS:
         raise ConfigError(f"split={cfg.split!r}: expected one of {', '.join(SPLITS)}")
@@ -45,7 +43,15 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     post = _postprocess(cfg)
     output_dir = hydra_job.output_dir(cfg.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    source = model_io.resolve(cfg.model_path, cfg.run_id, str(cfg.tracking.uri), output_dir)
+    with tempfile.TemporaryDirectory() as workdir:
+        return _evaluate(cfg, settings, post, output_dir, Path(workdir))
+
+
+def _evaluate(cfg, settings, post, output_dir: Path, workdir: Path) -> dict[str, float]:
+    from segkit.data import load_index
+    from segkit.evaluation.evaluator import evaluate_split
+
+    source = model_io.resolve(cfg.model_path, cfg.run_id, str(cfg.tracking.uri), workdir)
     dataset = _dataset(cfg, source)
     index, _ = load_index(dataset, cfg.cache_dir)
     samples = index.splits.get(cfg.split) or []
@@ -173,18 +179,17 @@ def predict(cfg: DictConfig) -> list[Path]:
     post = _postprocess(cfg)
     images = _input_images(Path(str(cfg.input)).expanduser())
     output = Path(str(cfg.output)).expanduser().resolve()
-    output.mkdir(parents=True, exist_ok=True)
-    workdir = output / ".segkit-model"
-    workdir.mkdir(exist_ok=True)
-    source = model_io.resolve(cfg.model_path, cfg.run_id, str(cfg.tracking.uri), workdir)
+    with tempfile.TemporaryDirectory() as workdir:  # downloads; the model is then in memory
+        source = model_io.resolve(cfg.model_path, cfg.run_id, str(cfg.tracking.uri), Path(workdir))
     model = source.model
+    output.mkdir(parents=True, exist_ok=True)
     if source.config is not None:
         dataset = source.config.dataset
         policy = Policy.from_config(dataset)
         num_classes, ignore = int(dataset.num_classes), int(dataset.ignore_index)
     else:
         size = int(model.input_shape[1])
-        policy = Policy(str(cfg.resize.value if hasattr(cfg.resize, "value") else cfg.resize), size)
+        policy = Policy(option_value(cfg.resize), size)
         outputs = int(model.output_shape[-1])
         num_classes, ignore = (2 if outputs == 1 else outputs), 255
     predictor = Predictor(model, policy, settings)
@@ -202,9 +207,6 @@ def predict(cfg: DictConfig) -> list[Path]:
         if cfg.overlays:
             full, _ = read_image(str(path), None, 3)
             _write_overlay(full, labels, num_classes, ignore, output / f"{path.stem}_overlay.jpg")
-    import shutil
-
-    shutil.rmtree(workdir, ignore_errors=True)
     log.info("wrote %d masks to %s", len(written), output)
     return written
 
