@@ -28,7 +28,11 @@ class PredictionSamples(keras.callbacks.Callback):
         self.num_classes, self.threshold = num_classes, threshold
 
     def on_epoch_end(self, epoch, logs=None):
-        probs = np.asarray(self.model.predict_on_batch(self.images.astype(np.float32) / 255.0))
+        # A plain forward pass, not predict_on_batch: under a tf.distribute strategy that would
+        # split the batch across replicas (padding it) and, with several workers, wait for
+        # collectives the other workers never join (only the chief has this callback).
+        x = self.images.astype(np.float32) / 255.0
+        probs = keras.ops.convert_to_numpy(self.model(x, training=False)).astype(np.float32)
         if probs.shape[-1] == 1:
             labels = (probs[..., 0] > self.threshold).astype(np.uint8)
         else:
