@@ -20,18 +20,29 @@ import numpy as np
 from segkit.metrics import scores_numpy
 
 ISIC_JACCARD_THRESHOLD = 0.65
+# Pixels counted at once by ``confusion`` (bounds its temporary memory).
+BLOCK = 1 << 22
 DSB_THRESHOLDS = tuple(np.round(np.arange(0.5, 1.0, 0.05), 2))
 
 
 def confusion(labels: np.ndarray, predicted: np.ndarray, num_classes: int, ignore_index: int):
-    """Confusion matrix [true, predicted] (int64) of two label maps; ``ignore_index`` and any
-    label outside the classes are left out."""
-    labels = labels.ravel().astype(np.int64)
-    predicted = predicted.ravel().astype(np.int64)
-    valid = (labels != ignore_index) & (labels >= 0) & (labels < num_classes)
-    cells = labels[valid] * num_classes + predicted[valid]
-    counts = np.bincount(cells, minlength=num_classes * num_classes)
-    return counts.reshape(num_classes, num_classes)
+    """Confusion matrix [true, predicted] (int64) of two label maps (uint8); ``ignore_index`` and
+    any label outside the classes are left out."""
+    valid = (labels < num_classes) & (labels != ignore_index)
+    if num_classes <= 15:
+        # One uint8 cell index per pixel, counted in blocks: no int64 copy of a whole
+        # 24-megapixel mask (a 6000x4000 ISIC image). np.bincount, not OpenCV's float32
+        # histogram, which is inexact above 2**24 pixels per cell.
+        cells = labels * np.uint8(num_classes) + predicted
+        cells[~valid] = 255  # > 15 * 15: never a cell
+        flat = cells.ravel()
+        counts = sum(
+            np.bincount(flat[i : i + BLOCK], minlength=256) for i in range(0, flat.size, BLOCK)
+        )[: num_classes * num_classes]
+    else:
+        cells = labels[valid].astype(np.int64) * num_classes + predicted[valid]
+        counts = np.bincount(cells, minlength=num_classes * num_classes)
+    return counts.reshape(num_classes, num_classes).astype(np.int64)
 
 
 def image_scores(matrix: np.ndarray) -> tuple[float, float]:
