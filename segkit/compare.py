@@ -45,6 +45,8 @@ def compare(
     import mlflow
     from mlflow import MlflowClient
 
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).is_file():
+        raise ConfigError(f"uri={uri}: no such store (run from the folder holding mlflow.db)")
     client = MlflowClient(uri)
     found = client.get_experiment_by_name(experiment)
     if sweep:
