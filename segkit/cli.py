@@ -133,3 +133,9 @@ def _unknown_key(cause) -> str:
 
 def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else text
+
+
+def model_alias(args: list[str]) -> list[str]:
+    """``model=X`` -> ``model_path=X`` for evaluate and predict: there ``model`` names a file or
+    a registered model, while Hydra would read it as segkit's ``model`` config group."""
+    return [f"model_path={a[len('model=') :]}" if a.startswith("model=") else a for a in args]

@@ -385,6 +385,11 @@ class TrackingConfig:
     artifact_location: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
     log_model: bool = True
+    # Also log the best model with MLflow's keras flavour and register it under this name in the
+    # model registry (models:/<name>/<version>); null = log it unregistered.
+    register_model: str | None = None
+    # Validation images whose predictions are logged as one image per epoch (0 = none).
+    sample_predictions: int = 4
     # Seconds an http(s) tracking server has to answer the check made before anything is trained.
     server_timeout: float = 5.0
     # Nest the run under this MLflow run; segkit sets it for each job of a -m sweep.
@@ -428,6 +433,76 @@ class InspectConfig:
     max_samples: int | None = None
 
 
+@dataclass
+class InferenceConfig:
+    """How predictions are made (``segkit.evaluation.inference``)."""
+
+    # auto: tiled for models trained on crops, whole-image otherwise; whole; tiled.
+    mode: str = "auto"
+    # Foreground probability above which a pixel is foreground (binary tasks).
+    threshold: float = 0.5
+    # Test-time augmentation: average over horizontal and vertical flips.
+    tta: bool = False
+    # Tiled: fraction of a tile its neighbour overlaps; tiles per model call.
+    overlap: float = 0.25
+    batch_size: int = 8
+    # Tiled, for models trained with resize/letterbox: working scale (1.0 = full resolution).
+    scale: float | None = None
+
+
+@dataclass
+class PostprocessConfig:
+    """Clean-ups of predicted masks, per foreground class."""
+
+    # Keep only the largest connected object (ISIC: one lesion per image).
+    largest: bool = False
+    # Remove objects smaller than this many pixels (0 = keep all).
+    min_size: int = 0
+    fill_holes: bool = False
+
+
+@dataclass
+class EvaluateConfig:
+    """``python -m segkit.evaluate``: scores of a trained model at the original resolution."""
+
+    run_id: str | None = None
+    # A .keras file or models:/<name>/<version> (``model=`` on the command line).
+    model_path: str | None = None
+    # The training run's dataset unless a dataset option is chosen (dataset=isic ...).
+    dataset: Any = None
+    # Where the dataset is on this machine, when not where the run found it.
+    dataset_root: str | None = None
+    split: str = "test"
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
+    postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
+    # Best and worst images shown in the gallery figure.
+    gallery: int = 4
+    max_samples: int | None = None
+    tracking: TrackingConfig = MISSING
+    run_name: str | None = None
+    output_dir: str | None = None
+    cache_dir: str = MISSING
+
+
+@dataclass
+class PredictConfig:
+    """``python -m segkit.predict``: masks and overlays for a folder of images."""
+
+    run_id: str | None = None
+    model_path: str | None = None
+    input: str = MISSING
+    output: str = MISSING
+    # Also write <name>_overlay.jpg next to each mask.
+    overlays: bool = True
+    # When the model comes without a run's config: the input channels are read from the model,
+    # this resize policy is assumed.
+    resize: ResizePolicy = ResizePolicy.resize
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
+    postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
+    tracking: TrackingConfig = MISSING
+    cache_dir: str = MISSING
+
+
 SCHEMAS: dict[str, dict[str, Any]] = {
     "dataset": {
         "synthetic": SyntheticDatasetConfig,
@@ -462,6 +537,8 @@ def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
     cs.store(name="inspect_schema", node=InspectConfig)
+    cs.store(name="evaluate_schema", node=EvaluateConfig)
+    cs.store(name="predict_schema", node=PredictConfig)
     for group, schemas in SCHEMAS.items():
         for name, node in schemas.items():
             cs.store(group=f"schema/{group}", name=name, node=node)
@@ -476,7 +553,7 @@ def validate(cfg: DictConfig) -> None:
         ConfigError: naming the key at fault and the values that would work.
     """
     _check_known_keys(cfg, "")
-    if "dataset" in cfg:
+    if "dataset" in cfg and cfg.dataset is not None:  # evaluate: the run's dataset, checked later
         _validate_dataset(cfg.dataset)
     if "augment" in cfg:
         _validate_augment(cfg.augment)

@@ -113,6 +113,7 @@ class Run:
         with a new optimizer at a lower learning rate; epochs are numbered continuously.
         """
         from segkit import finetune, trainer
+        from segkit.evaluation.callbacks import prediction_samples
         from segkit.models import build_model
 
         cfg, tcfg = self.cfg, self.cfg.trainer
@@ -143,6 +144,7 @@ class Run:
         metrics_logger = trainer.MetricsLogger(self.tracker)
         checkpoint = paths.best_checkpoint(self.output_dir) if self.role.is_chief else None
         callbacks = trainer.build_callbacks(tcfg, paths.backup_dir(self.worker_dir), checkpoint)
+        callbacks += prediction_samples(cfg, self.index, self.tracker)
         self.history = metrics_logger.history
         confusion = finetune.fit_in_phases(
             model,
@@ -245,6 +247,7 @@ class Run:
         )
 
     def _log_artifacts(self) -> None:
+        from segkit.evaluation.model_io import log_keras_model
         from segkit.report import plot_learning_curves
 
         out = self.output_dir
@@ -263,6 +266,7 @@ class Run:
         best = paths.best_checkpoint(out)
         if self.cfg.tracking.log_model and best.is_file():
             self.tracker.log_artifact(best, "model")
+            log_keras_model(self.tracker, best, self.cfg)
 
     def _run_name(self) -> str:
         name = self.cfg.run_name or f"{self.cfg.model.name}-{self.cfg.dataset.name}"

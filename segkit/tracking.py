@@ -96,6 +96,9 @@ class NullTracker:
     def set_tags(self, tags: Mapping[str, str]) -> None:
         """Log nothing."""
 
+    def log_image(self, image, key: str, step: int) -> None:
+        """Log nothing."""
+
     def end(self, status: str) -> None:
         """End nothing."""
 
@@ -153,6 +156,11 @@ class MlflowTracker(NullTracker):
             self.client.log_artifacts(self.run_id, str(path), artifact_path)
         else:
             self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def log_image(self, image, key: str, step: int) -> None:
+        """Log an image (uint8 [H, W, 3]) under ``key`` at ``step``: the MLflow UI shows the
+        steps of a key with a slider."""
+        self.client.log_image(self.run_id, image, key=key, step=step)
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         """Set tags on the run."""

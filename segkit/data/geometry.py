@@ -92,11 +92,63 @@ def _resize(
 ) -> tuple[np.ndarray, np.ndarray]:
     if image.shape[:2] == (height, width):
         return image, mask
+    image = resize_image(image, height, width)
+    mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_NEAREST)
+    return image, mask
+
+
+def fit_image(image: np.ndarray, policy: Policy) -> np.ndarray:
+    """The image part of ``fit``: what the model sees of an image [H, W, C] in evaluation.
+
+    Crop policies return the image at the working scale uncropped (``segkit.evaluation``
+    slides a window over it instead of cropping its centre).
+    """
+    return fit(image, np.zeros(image.shape[:2], np.uint8), policy)[0]
+
+
+def unfit(
+    prediction: np.ndarray,
+    policy: Policy,
+    height: int,
+    width: int,
+    source: tuple[int, int] | None = None,
+) -> np.ndarray:
+    """The inverse of ``fit`` for a prediction: back to the original (height, width).
+
+    ``prediction`` [S, S, K] holds probabilities (resized bilinearly; resize labels with
+    nearest neighbour yourself). ``letterbox`` padding is removed before resizing; ``resize``
+    is undone by resizing; for crop policies ``prediction`` covers the whole image at the
+    working scale (``fit_image``) and is resized. ``source`` is the (height, width) of the
+    image that was fitted when it was decoded smaller than the original (the padding follows
+    from it).
+    """
+    if policy.resize == "letterbox":
+        src_h, src_w = source or (height, width)
+        scale = output_scale(policy, src_h, src_w)
+        new_h, new_w = max(1, round(src_h * scale)), max(1, round(src_w * scale))
+        top, left = (policy.size - new_h) // 2, (policy.size - new_w) // 2
+        prediction = prediction[top : top + new_h, left : left + new_w]
+    return resize_probabilities(prediction, height, width)
+
+
+def resize_image(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize an image [h, w, C] as ``fit`` does: area interpolation down, bilinear up."""
+    if image.shape[:2] == (height, width):
+        return image
     shrink = height * width < image.shape[0] * image.shape[1]
     interpolation = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
     channels = image.shape[2]
     # OpenCV drops a single channel axis; put it back.
-    image = cv2.resize(image, (width, height), interpolation=interpolation)
-    image = image.reshape(height, width, channels)
-    mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_NEAREST)
-    return image, mask
+    resized = cv2.resize(image, (width, height), interpolation=interpolation)
+    return resized.reshape(height, width, channels)
+
+
+def resize_probabilities(values: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize a [h, w, K] float map to (height, width): bilinear up, area down."""
+    if values.shape[:2] == (height, width):
+        return values
+    shrink = height * width < values.shape[0] * values.shape[1]
+    interpolation = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+    channels = values.shape[2]
+    resized = cv2.resize(values, (width, height), interpolation=interpolation)
+    return resized.reshape(height, width, channels)

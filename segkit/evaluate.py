@@ -1,0 +1,40 @@
+"""``python -m segkit.evaluate run_id=<id> split=test``: scores at the original resolution,
+per-image scores and figures, logged as an MLflow run nested under the training run.
+
+``model=<path.keras | models:/name/version>`` on the command line is the config key
+``model_path`` (``model`` is segkit's model config group, which Hydra would try to load).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from segkit.cli import CONF_DIR, model_alias, run_cli, user_errors_exit
+from segkit.config import register_configs
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+register_configs()
+
+PROG = "segkit.evaluate"
+
+
+@hydra.main(config_path=CONF_DIR, config_name="evaluate", version_base="1.3")
+@user_errors_exit(PROG)
+def _main(cfg: DictConfig) -> None:
+    from segkit.evaluation.commands import evaluate
+
+    evaluate(cfg)
+
+
+def main() -> None:
+    """Console entry point (``segkit-evaluate``)."""
+    sys.argv[1:] = model_alias(sys.argv[1:])
+    run_cli(PROG, _main)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,240 @@
+"""Evaluation of a model on a split at each image's original resolution.
+
+Each image is read at the scale its prediction needs, predicted (``inference.Predictor``), and
+the prediction mapped back to the image's full size; the mask is read at full size. One
+confusion matrix over the whole split gives Dice, IoU and pixel accuracy per class and mean
+(``segkit.metrics``); each image's own matrix gives its Dice and IoU; challenge scores follow
+the dataset (ISIC thresholded Jaccard for binary tasks, DSB mAP where samples have instance
+masks, VOC mean IoU with and without background for multi-class tasks).
+"""
+
+from __future__ import annotations
+
+import bisect
+import csv
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from segkit.data.decode import header_size, read_image, read_mask
+from segkit.data.index import Sample
+from segkit.data.labels import LabelMap
+from segkit.evaluation import challenge, figures
+from segkit.evaluation.inference import Predictor
+from segkit.evaluation.postprocess import PostprocessSettings
+from segkit.metrics import scores_numpy
+
+log = logging.getLogger(__name__)
+# Side of the thumbnails kept for the gallery; bins of the precision-recall histogram.
+THUMBNAIL = 192
+PR_BINS = 100
+
+
+@dataclass
+class ImageResult:
+    """Scores of one image."""
+
+    id: str
+    height: int
+    width: int
+    dice: float
+    iou: float
+    ap: float | None = None
+
+
+@dataclass
+class Evaluation:
+    """What an evaluation found: split scores, per-image scores and the files written."""
+
+    scores: dict[str, float]
+    images: list[ImageResult]
+    matrix: np.ndarray
+    files: list[Path] = field(default_factory=list)
+
+
+class _Gallery:
+    """The N best and N worst images by Dice, as thumbnails (bounded memory)."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.items: list[tuple[float, int, figures.GalleryItem]] = []
+        self.count = 0
+
+    def offer(self, score: float, make) -> None:
+        """Keep an image if it is among the best or worst so far; ``make`` builds its item."""
+        self.count += 1
+        if self.size <= 0:
+            return
+        keys = [k for k, _, _ in self.items]
+        position = bisect.bisect(keys, score)
+        full = len(self.items) >= 2 * self.size
+        if full and self.size <= position <= len(self.items) - self.size:
+            return  # between the worst and the best: not shown
+        self.items.insert(position, (score, self.count, make()))
+        if len(self.items) > 2 * self.size:
+            del self.items[self.size]  # the middle one is neither among the best nor the worst
+
+    def best_and_worst(self) -> tuple[list, list]:
+        """(best first, worst first); an image is in one list only."""
+        items = [item for _, _, item in self.items]
+        n = min(self.size, (len(items) + 1) // 2)
+        return items[::-1][:n], items[: len(items) - n]
+
+
+def evaluate_split(
+    samples: list[Sample],
+    labels: LabelMap,
+    dataset,
+    predictor: Predictor,
+    post: PostprocessSettings,
+    output_dir: Path,
+    prefix: str,
+    gallery: int = 4,
+) -> Evaluation:
+    """Evaluate ``samples`` at their original resolution; write the CSV, JSON and figures.
+
+    Args:
+        samples: the split's samples.
+        labels: how the masks read (``DatasetIndex.labels``).
+        dataset: the ``dataset`` config node (channels, num_classes, ignore_index, names).
+        predictor: makes the predictions.
+        post: clean-ups applied to each predicted label map.
+        output_dir: where ``per_image.csv``, ``metrics.json`` and ``figures/`` go.
+        prefix: the split name the scores are logged under (``test`` -> ``test/dice``).
+        gallery: how many best and worst images the gallery shows.
+    """
+    num_classes, ignore = int(dataset.num_classes), int(dataset.ignore_index)
+    channels = int(dataset.channels)
+    names = [str(n) for n in (dataset.class_names or range(num_classes))]
+    matrix = np.zeros((num_classes, num_classes), np.int64)
+    binary = num_classes == 2
+    pr_hist = np.zeros((2, PR_BINS), np.int64)
+    results: list[ImageResult] = []
+    kept = _Gallery(gallery)
+    for sample in samples:
+        height, width = header_size(sample.image, sample.page)
+        image, _ = read_image(sample.image, sample.page, channels, predictor.request(height, width))
+        truth = labels.apply(read_mask(sample, colour=labels.is_colour, size=(height, width)))
+        probs = predictor.probabilities(image, (height, width))
+        predicted = post.apply(predictor.labels(probs), num_classes)
+        image_matrix = challenge.confusion(truth, predicted, num_classes, ignore)
+        matrix += image_matrix
+        dice, iou = challenge.image_scores(image_matrix)
+        result = ImageResult(sample.id, height, width, dice, iou)
+        if binary:
+            valid = truth != ignore
+            bins = np.minimum((probs[..., 0][valid] * PR_BINS).astype(np.int64), PR_BINS - 1)
+            for k in (0, 1):
+                pr_hist[k] += np.bincount(bins[truth[valid] == k], minlength=PR_BINS)
+        if sample.instances:
+            masks = (
+                read_mask(Sample(sample.id, sample.image, path, sample.page))
+                for path in sample.instances
+            )
+            result.ap = challenge.average_precision(
+                challenge.instances_from_masks(masks), challenge.instances_from_mask(predicted == 1)
+            )
+        results.append(result)
+        kept.offer(dice, partial(_thumbnail, sample.id, dice, image, truth, predicted))
+    scores = _split_scores(matrix, results, names, dataset, prefix)
+    evaluation = Evaluation(scores, results, matrix)
+    _write(
+        evaluation, output_dir, prefix, names, pr_hist if binary else None, predictor, kept, dataset
+    )
+    return evaluation
+
+
+def _split_scores(matrix, results, names, dataset, prefix) -> dict[str, float]:
+    split = scores_numpy(matrix)
+    out = {f"{prefix}/{k}": split[k] for k in ("dice", "miou", "pixel_accuracy")}
+    for i, name in enumerate(names):
+        for kind in ("dice", "iou"):
+            value = split[f"{kind}_per_class"][i]
+            if value == value:
+                out[f"{prefix}/{kind}/{name}"] = float(value)
+    if results:
+        out[f"{prefix}/image_dice_mean"] = float(np.mean([r.dice for r in results]))
+        out[f"{prefix}/image_iou_mean"] = float(np.mean([r.iou for r in results]))
+    if len(names) == 2 and results:
+        out[f"{prefix}/thresholded_jaccard"] = challenge.thresholded_jaccard(r.iou for r in results)
+    aps = [r.ap for r in results if r.ap is not None]
+    if aps:
+        out[f"{prefix}/dsb_map"] = float(np.mean(aps))
+    if len(names) > 2:
+        out.update({f"{prefix}/{k}": v for k, v in challenge.voc_miou(matrix).items()})
+    return {k: float(v) for k, v in out.items() if not math.isnan(float(v))}
+
+
+def _thumbnail(sample_id, score, image, truth, predicted) -> figures.GalleryItem:
+    """Thumbnails of one image for the gallery (the image may be decoded smaller)."""
+    h, w = truth.shape
+    scale = THUMBNAIL / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    small = cv2.resize(image, size, interpolation=cv2.INTER_AREA).reshape(size[1], size[0], -1)
+    nearest = cv2.INTER_NEAREST
+    return figures.GalleryItem(
+        sample_id,
+        score,
+        small,
+        cv2.resize(truth, size, interpolation=nearest),
+        cv2.resize(predicted, size, interpolation=nearest),
+    )
+
+
+def _write(evaluation, output_dir, prefix, names, pr_hist, predictor, kept, dataset) -> None:
+    output_dir.mkdir(parents=True, exist_ok=True)
+    per_image = output_dir / f"{prefix}_per_image.csv"
+    with per_image.open("w", newline="") as f:
+        writer = csv.writer(f)
+        with_ap = any(r.ap is not None for r in evaluation.images)
+        writer.writerow(["id", "height", "width", "dice", "iou", *(["ap"] if with_ap else [])])
+        for r in evaluation.images:
+            row = [r.id, r.height, r.width, f"{r.dice:.6f}", f"{r.iou:.6f}"]
+            writer.writerow(row + ([f"{r.ap:.6f}"] if with_ap else []))
+    metrics = output_dir / f"{prefix}_metrics.json"
+    metrics.write_text(json.dumps(evaluation.scores, indent=2, sort_keys=True))
+    figs = output_dir / "figures"
+    files = [per_image, metrics]
+    files.append(
+        figures.plot_dice_histogram(
+            [r.dice for r in evaluation.images],
+            figs / f"{prefix}_dice_histogram.png",
+            title=f"{prefix}: per-image Dice ({len(evaluation.images)} images)",
+        )
+    )
+    best, worst = kept.best_and_worst()
+    files.append(
+        figures.plot_gallery(
+            best, worst, len(names), int(dataset.ignore_index), figs / f"{prefix}_gallery.png"
+        )
+    )
+    if pr_hist is None:
+        files.append(
+            figures.plot_confusion_matrix(
+                evaluation.matrix, names, figs / f"{prefix}_confusion_matrix.png"
+            )
+        )
+    else:
+        # Pixels with probability in bin b or above are predicted foreground at threshold b/B.
+        tp = np.cumsum(pr_hist[1][::-1])[::-1].astype(np.float64)
+        fp = np.cumsum(pr_hist[0][::-1])[::-1].astype(np.float64)
+        positives = max(1.0, float(pr_hist[1].sum()))
+        precision = np.divide(tp, tp + fp, out=np.ones_like(tp), where=(tp + fp) > 0)
+        recall = tp / positives
+        thresholds = np.arange(PR_BINS) / PR_BINS
+        files.append(
+            figures.plot_precision_recall(
+                precision,
+                recall,
+                thresholds,
+                predictor.settings.threshold,
+                figs / f"{prefix}_precision_recall.png",
+            )
+        )
+    evaluation.files = files
