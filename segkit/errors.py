@@ -23,6 +23,14 @@ class DataError(SegkitError):
 class TrainingDiverged(SegkitError):
     """The loss became NaN or infinite; usually a learning rate that is too high."""
 
+    def __init__(self, message: str, epoch: int | None = None):
+        super().__init__(message)
+        self.epoch = epoch  # 1-based, as the log shows epochs
+
+
+class OutOfMemory(SegkitError):
+    """The accelerator or the host ran out of memory; the message suggests smaller settings."""
+
 
 class CallbackAbort(BaseException):  # noqa: N818 (not an Exception on purpose)
     """Carries a user error out of a Hydra callback.

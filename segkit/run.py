@@ -16,20 +16,24 @@ from __future__ import annotations
 import logging
 import math
 import platform
+import shutil
+from importlib import metadata
 
 from omegaconf import DictConfig, OmegaConf
 
 import segkit
-from segkit import hydra_job, paths
+from segkit import hydra_job, paths, resume
 from segkit.cluster import resolve_role
 from segkit.config import option_value, to_container, validate
 from segkit.data import DatasetIndex, load_index
-from segkit.errors import ConfigError, TrainingDiverged, short_reason
-from segkit.interrupts import sigterm_as_interrupt
+from segkit.errors import ConfigError, OutOfMemory, TrainingDiverged, short_reason
+from segkit.interrupts import StopRequest, sigterm_as_interrupt, stop_at_next_step
 from segkit.tracking import NullTracker, final_metric_name, flatten, make_tracker
 
 log = logging.getLogger(__name__)
 SCORES = ("loss", "dice", "miou", "pixel_accuracy")
+# Libraries whose versions every run records (besides Python's).
+VERSIONED = ("tensorflow", "keras", "numpy", "mlflow", "hydra-core", "omegaconf", "albumentations")
 
 
 class Run:
@@ -47,11 +51,15 @@ class Run:
         if self.role.multi_worker:
             log.info("multi-worker run: %s", self.role.describe())
         self.output_dir = hydra_job.output_dir(cfg.output_dir)
-        paths.check_output_dir(self.output_dir)
         # Where this process writes its own files: workers other than the chief keep theirs apart,
         # so that workers sharing a file system (or an output_dir) never write the same file.
         self.worker_dir = (
             self.output_dir if self.role.is_chief else self.output_dir / "workers" / self.role.name
+        )
+        # Fresh start, resume, or refusal (a finished run, a changed config, a cut backup).
+        self.config_flat = flatten(to_container(cfg))
+        self.plan = resume.plan(
+            self.worker_dir, self.config_flat, bool(cfg.resume), self.role.is_chief
         )
         self.index: DatasetIndex
         self.index, self.validation = load_index(
@@ -83,28 +91,80 @@ class Run:
         # The jobs of a sweep run one after another in one process: start each from a clean slate.
         keras.backend.clear_session()
         keras.utils.set_random_seed(int(cfg.seed))
+        trainer.set_op_determinism(bool(cfg.trainer.deterministic))
         self.precision, reason = precision.resolve(option_value(cfg.trainer.precision))
         log.info("precision %s: %s", self.precision, reason)
         self.worker_dir.mkdir(parents=True, exist_ok=True)
         tags = {**self._tags(), "precision": self.precision, "precision.reason": reason}
-        self.tracker.start(self._run_name(), self._params(), tags)
-        status = "FAILED"
-        try:
-            with sigterm_as_interrupt(), trainer.precision_policy(self.precision):
-                model, confusion = self.fit()
-                results = self.evaluate(model, confusion)
-                if self.role.is_chief:
-                    self._log_artifacts()
-            status = "FINISHED"
-            return results
-        except KeyboardInterrupt:
-            status = "KILLED"
-            raise
-        except Exception as error:
-            self.tracker.set_tags({"failure_reason": short_reason(error)})
-            raise
-        finally:
-            self.tracker.end(status)
+        with resume.lock(self.worker_dir):
+            self._open_run(tags)
+            status = "FAILED"
+            try:
+                with sigterm_as_interrupt(), trainer.precision_policy(self.precision):
+                    model, confusion = self.fit()
+                    results = self.evaluate(model, confusion)
+                    if self.role.is_chief:
+                        self._log_artifacts()
+                status = "FINISHED"
+                return results
+            except KeyboardInterrupt as interrupt:
+                status = "KILLED"
+                hint = f"{interrupt}; " if str(interrupt) else ""
+                raise KeyboardInterrupt(f"{hint}to resume: {self._resume_command()}") from None
+            except Exception as error:
+                reason_tags = {"failure_reason": short_reason(error)}
+                if isinstance(error, TrainingDiverged) and error.epoch is not None:
+                    reason_tags["diverged.epoch"] = str(error.epoch)
+                memory = _out_of_memory(error, cfg)
+                if memory is not None:
+                    reason_tags["failure_reason"] = short_reason(memory)
+                self.tracker.set_tags(reason_tags)
+                if memory is not None:
+                    raise memory from error
+                raise
+            finally:
+                self.tracker.end(status)
+                resume.save_state(self.worker_dir, status=status)
+                if status == "FINISHED":  # kept until now: a kill while evaluating resumes
+                    shutil.rmtree(paths.backup_dir(self.worker_dir), ignore_errors=True)
+
+    def _open_run(self, tags: dict[str, str]) -> None:
+        """Start the MLflow run, or reopen the one an unfinished run in ``output_dir`` logged
+        to, after moving a superseded run's files aside (``resume=false``)."""
+        plan = self.plan
+        moved = plan.apply()
+        if moved is not None:
+            log.warning("an unfinished earlier run's files were moved to %s", moved)
+            tags["superseded.files"] = str(moved)
+        if plan.superseded_run_id:
+            tags["superseded.run_id"] = plan.superseded_run_id
+            self.tracker.close_stale(plan.superseded_run_id)
+        if plan.resume is not None:
+            tags["resumed.from"] = f"epoch {plan.resume.epoch} batch {plan.resume.batch}"
+        reopened = bool(plan.resume and plan.run_id and self.tracker.reopen(plan.run_id, tags))
+        if not reopened:
+            self.tracker.start(self._run_name(), self._params(), tags)
+        if plan.resume is not None:
+            count = self.tracker.backfill(plan.history)
+            log.info(
+                "resuming %s after %d epoch(s) + %d batch(es)%s",
+                f"MLflow run {self.tracker.run_id}" if reopened else "the run",
+                plan.resume.epoch,
+                plan.resume.batch,
+                f"; {count} epoch(s) logged from the record" if count else "",
+            )
+        resume.save_state(
+            self.worker_dir,
+            run_id=self.tracker.run_id,
+            tracking_uri=str(self.cfg.tracking.uri) if self.cfg.tracking.enabled else None,
+            status="RUNNING",
+            config=self.config_flat,
+        )
+
+    def _resume_command(self) -> str:
+        given = hydra_job.task_overrides() or []
+        overrides = [o for o in given if not o.startswith("output_dir=")]
+        return " ".join(["python -m segkit.train", *overrides, f"output_dir={self.output_dir}"])
 
     def fit(self):
         """Build the model under the strategy and fit it; returns (model, confusion metric).
@@ -112,7 +172,7 @@ class Run:
         With ``model.fine_tune_at`` the fit has two phases: the encoder frozen, then unfrozen
         with a new optimizer at a lower learning rate; epochs are numbered continuously.
         """
-        from segkit import finetune, trainer
+        from segkit import checkpoints, finetune, trainer
         from segkit.models import build_model
 
         cfg, tcfg = self.cfg, self.cfg.trainer
@@ -140,23 +200,31 @@ class Run:
         val_ds = self._eval_dataset("val")
         if self.role.multi_worker:
             val_ds = trainer.shard_by_element(val_ds)
-        metrics_logger = trainer.MetricsLogger(self.tracker)
-        checkpoint = paths.best_checkpoint(self.output_dir) if self.role.is_chief else None
-        callbacks = trainer.build_callbacks(tcfg, paths.backup_dir(self.worker_dir), checkpoint)
-        self.history = metrics_logger.history
-        confusion = finetune.fit_in_phases(
-            model,
-            confusion,
-            strategy=strategy,
-            cfg=cfg,
-            steps_per_epoch=steps,
-            callbacks=[*callbacks, metrics_logger],
-            train_data=self.train_dataset,
-            after_phase=lambda: _check_finite(self.history.get("train/loss", [])),
-            validation_data=val_ds,
-            verbose=int(tcfg.verbose),
-            shuffle=False,
+        # A resumed run continues the record of the epochs before (see MetricsLogger).
+        metrics_logger = trainer.MetricsLogger(
+            self.tracker, resume.journal_file(self.worker_dir), dict(self.plan.history)
         )
+        checkpoint = paths.best_checkpoint(self.output_dir) if self.role.is_chief else None
+        stop = StopRequest()
+        callbacks = trainer.build_callbacks(
+            tcfg, paths.backup_dir(self.worker_dir), checkpoint, metrics_logger, stop
+        )
+        checkpoints.restore_monitors(callbacks, metrics_logger.history)
+        self.history = metrics_logger.history
+        with stop_at_next_step(stop):
+            confusion = finetune.fit_in_phases(
+                model,
+                confusion,
+                strategy=strategy,
+                cfg=cfg,
+                steps_per_epoch=steps,
+                callbacks=callbacks,
+                train_data=self.train_dataset,
+                after_phase=lambda: _check_finite(self.history.get("train/loss", [])),
+                validation_data=val_ds,
+                verbose=int(tcfg.verbose),
+                shuffle=False,
+            )
         # Equal on every worker of a multi-worker run, and between runs that should be identical.
         digest = trainer.weights_digest(model)
         log.info("trained weights: sha256 %s (%s)", digest, self.role.name)
@@ -206,10 +274,10 @@ class Run:
         )
         return results
 
-    def train_dataset(self, first_epoch: int = 0):
+    def train_dataset(self, first_epoch: int = 0, skip_batches: int = 0):
         """The training batches of epochs ``first_epoch`` to ``trainer.epochs - 1`` as one
         stream, each epoch shuffled and augmented from the seed and its number (fit it with
-        ``steps_per_epoch``)."""
+        ``steps_per_epoch``), without the first ``skip_batches`` (a resumed partial epoch)."""
         from segkit import trainer
         from segkit.data.pipeline import make_dataset
 
@@ -227,6 +295,8 @@ class Run:
             first_epoch=first_epoch,
             cache_dir=cfg.cache_dir,
         )
+        if skip_batches:
+            dataset = dataset.skip(skip_batches)
         return trainer.shard_by_element(dataset) if self.role.multi_worker else dataset
 
     def _eval_dataset(self, split: str):
@@ -276,15 +346,12 @@ class Run:
         return params
 
     def _tags(self) -> dict[str, str]:
-        import keras
-        import tensorflow as tf
-
         tags = {
             "segkit.version": segkit.__version__,
-            "tensorflow.version": tf.__version__,
-            "keras.version": keras.__version__,
             "python.version": platform.python_version(),
+            **{f"{name.removesuffix('-core')}.version": _version(name) for name in VERSIONED},
             "seed": str(self.cfg.seed),
+            "deterministic": str(bool(self.cfg.trainer.deterministic)).lower(),
             "output_dir": str(self.output_dir),
         }
         tags.update({f"split.{k}": v for k, v in self.index.origin.items()})
@@ -318,8 +385,35 @@ def _check_finite(losses: list[float]) -> None:
         if not math.isfinite(loss):
             raise TrainingDiverged(
                 f"training diverged in epoch {epoch + 1} (train/loss={loss}); the best "
-                "checkpoint so far is kept; try a lower trainer.optimizer.lr"
+                "checkpoint and the backup of the last good epoch are kept; try a lower "
+                "trainer.optimizer.lr",
+                epoch=epoch + 1,
             )
+
+
+def _out_of_memory(error: BaseException, cfg: DictConfig) -> OutOfMemory | None:
+    """A one-line ``OutOfMemory`` when ``error`` is the accelerator or the host running out of
+    memory (also when it surfaced from a data-loading thread); None otherwise."""
+    import tensorflow as tf
+
+    if isinstance(error, tf.errors.ResourceExhaustedError):
+        where = "accelerator memory" if "GPU" in str(error) else "memory"
+    elif isinstance(error, MemoryError) or "MemoryError" in str(error):
+        where = "host memory"
+    else:
+        return None
+    return OutOfMemory(
+        f"out of {where} with trainer.batch_size={cfg.trainer.batch_size} and "
+        f"dataset.image_size={cfg.dataset.image_size}: try a smaller trainer.batch_size or "
+        "dataset.image_size (or a smaller model)"
+    )
+
+
+def _version(distribution: str) -> str:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 __all__ = ["Run", "train"]
