@@ -21,6 +21,7 @@ import argparse
 import hashlib
 import json
 import random
+import re
 import resource
 import shutil
 import signal
@@ -40,6 +41,9 @@ from segkit.data.synthetic import dataset_dir, ensure_synthetic  # noqa: E402
 
 SYNTHETIC = (24, 0, 48, 72)  # TINY's dataset: num_samples, seed, min_side, max_side
 RUN_TIMEOUT = 240
+# Runs long enough to be signalled mid-training: 6 epochs of 8 steps.
+LONGER = ("trainer.epochs=6", "trainer.limit_train_batches=null")
+EPOCHS = list(range(6))
 
 
 @dataclass
@@ -163,8 +167,16 @@ def lost(before: dict[Path, str], moved_to: Path | None = None) -> str:
     return ", ".join(missing) if missing else "none"
 
 
+# TensorFlow's C++ start-up notices (absl: "E0000 00:00:... cuda_platform.cc ..."), not segkit's.
+TF_NOTICE = re.compile(r"^([IWEF]\d{4} |WARNING: All log messages before absl)")
+
+
 def one_line_error(result: subprocess.CompletedProcess) -> str:
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    """``exit 2: <the line>`` when the command stopped with one line and status 2, else what
+    it did."""
+    lines = [
+        line for line in result.stderr.splitlines() if line.strip() and not TF_NOTICE.match(line)
+    ]
     if result.returncode == 2 and len(lines) == 1 and "Traceback" not in result.stderr:
         return f"exit 2: {lines[0][:90]}"
     return f"exit {result.returncode}, {len(lines)} stderr lines: {' | '.join(lines[-2:])[:160]}"
@@ -278,10 +290,10 @@ def finished_run(ctx: Context) -> Row:
 
 def _interrupt_and_resume(ctx: Context, sig: signal.Signals, extra: list[str]) -> tuple:
     """Start a run, signal it at a random step after its first epoch, rerun it unchanged."""
-    args = ctx.overrides("run", "trainer.epochs=3", "trainer.limit_train_batches=null", *extra)
+    args = ctx.overrides("run", *LONGER, *extra)
     proc = ctx.start(*args)
     ready = ctx.wait_for_file(ctx.root / "run" / "backup" / "position.json")
-    time.sleep(ctx.rng.uniform(0.0, 1.5))
+    time.sleep(ctx.rng.uniform(0.0, 1.0))
     proc.send_signal(sig)
     _, stderr = proc.communicate(timeout=120)
     first = [(r.info.run_id, r.info.status) for r in ctx.runs()]
@@ -306,12 +318,12 @@ def sigterm_resume(ctx: Context) -> Row:
         and first[0][1] == "KILLED"
         and resumed.returncode == 0
         and len(runs) == 1
-        and steps == [0, 1, 2]
+        and steps == EPOCHS
         and runs[0].info.status == "FINISHED"
     )
     return Row(
         "",
-        "130 KILLED; rerun: same run FINISHED, epochs 0-2",
+        "130 KILLED; rerun: same run FINISHED, epochs 0-5",
         observed,
         statuses(ctx),
         "none",
@@ -350,13 +362,13 @@ def sigkill_resume(ctx: Context) -> Row:
         and len(first) == 2  # the reference and the killed run
         and resumed.returncode == 0
         and len(ctx.runs()) == 2
-        and steps == [0, 1, 2]
+        and steps == EPOCHS
         and run.info.status == "FINISHED"
         and same_weights
     )
     return Row(
         "",
-        "same run FINISHED, epochs 0-2, weights equal",
+        "same run FINISHED, epochs 0-5, weights equal",
         observed,
         run.info.status if run else "no run",
         "none",
@@ -367,7 +379,7 @@ def sigkill_resume(ctx: Context) -> Row:
 def fresh_start(ctx: Context) -> Row:
     """resume=false after a SIGKILL: a new run FINISHED, the old one closed KILLED, its files
     moved under superseded/."""
-    args = ctx.overrides("run", "trainer.epochs=3", "trainer.limit_train_batches=null")
+    args = ctx.overrides("run", *LONGER)
     proc = ctx.start(*args)
     ready = ctx.wait_for_file(ctx.root / "run" / "backup" / "position.json")
     proc.send_signal(signal.SIGKILL)

@@ -13,6 +13,7 @@ BackupAndRestore state) under ``<output_dir>/workers/<task>/``.
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import platform
@@ -118,12 +119,21 @@ class Run:
                 memory = _out_of_memory(error, cfg)
                 if memory is not None:
                     reason_tags["failure_reason"] = short_reason(memory)
+                    # Free the model and the batches the failed frames hold (and stop the input
+                    # pipeline's threads) before anything else needs memory: ending the run.
+                    error.__traceback__ = None
+                    keras.backend.clear_session(free_memory=True)
+                    gc.collect()
                 self.tracker.set_tags(reason_tags)
                 if memory is not None:
                     raise memory from error
                 raise
             finally:
-                self.tracker.end(status)
+                try:
+                    self.tracker.end(status)
+                except Exception:  # e.g. memory still short after an OOM: once more, freed
+                    gc.collect()
+                    self.tracker.end(status)
                 resume.save_state(self.worker_dir, status=status)
                 if status == "FINISHED":  # kept until now: a kill while evaluating resumes
                     shutil.rmtree(paths.backup_dir(self.worker_dir), ignore_errors=True)
@@ -396,9 +406,14 @@ def _out_of_memory(error: BaseException, cfg: DictConfig) -> OutOfMemory | None:
     memory (also when it surfaced from a data-loading thread); None otherwise."""
     import tensorflow as tf
 
+    text = str(error)
     if isinstance(error, tf.errors.ResourceExhaustedError):
-        where = "accelerator memory" if "GPU" in str(error) else "memory"
-    elif isinstance(error, MemoryError) or "MemoryError" in str(error):
+        where = "accelerator memory" if "GPU" in text else "memory"
+    elif isinstance(error, MemoryError) or "MemoryError" in text:
+        where = "host memory"
+    elif isinstance(error, tf.errors.OpError) and "mkl" in text and "Status: 1," in text:
+        # oneDNN (TensorFlow's CPU kernels) reports its dnnl_out_of_memory status (1) as an
+        # op that "could not create a primitive".
         where = "host memory"
     else:
         return None
