@@ -338,8 +338,7 @@ def sigkill_resume(ctx: Context) -> Row:
     reference = ctx.train(
         *ctx.overrides(
             "reference",
-            "trainer.epochs=3",
-            "trainer.limit_train_batches=null",
+            *LONGER,
             "tracking.experiment=reference",
             *extra,
         )
@@ -351,10 +350,17 @@ def sigkill_resume(ctx: Context) -> Row:
         run.data.tags.get("weights.sha256") == ref.data.tags.get("weights.sha256")
     )
     steps = ctx.steps(run.info.run_id) if run else []
+    left = [status for run_id, status in first if ref is None or run_id != ref.info.run_id]
     observed = (
-        f"killed ({code}), left {first[0][1] if first else 'no run'}; rerun exit "
-        f"{resumed.returncode}, epochs {steps}, weights {'equal' if same_weights else 'DIFFER'}"
+        f"SIGKILL left {left[0] if left else 'no run'}; rerun (from "
+        f"{run.data.tags.get('resumed.from') if run else '?'}) exit {resumed.returncode}, "
+        f"epochs {steps}, weights {'equal' if same_weights else 'DIFFER'}"
     )
+    if not same_weights and run and ref:
+        observed += (
+            f" ({run.data.tags.get('weights.sha256', '')[:8]} vs "
+            f"{ref.data.tags.get('weights.sha256', '')[:8]})"
+        )
     ok = (
         ready
         and reference.returncode == 0
