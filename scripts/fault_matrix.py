@@ -240,9 +240,14 @@ def nan_loss(ctx: Context) -> Row:
     result = ctx.train(*args)
     runs = ctx.runs()
     tags = runs[0].data.tags if runs else {}
-    observed = f"{one_line_error(result)}; diverged.epoch={tags.get('diverged.epoch')}"
+    nan_model = (ctx.root / "run" / "checkpoints" / "best.keras").exists()
+    observed = (
+        f"{one_line_error(result)[:60]}; diverged.epoch={tags.get('diverged.epoch')}; "
+        f"checkpoint of the NaN model: {'WRITTEN' if nan_model else 'none'}"
+    )
     ok = (
-        result.returncode == 2
+        not nan_model
+        and result.returncode == 2
         and "diverged" in tags.get("failure_reason", "")
         and tags.get("diverged.epoch") == "1"
         and statuses(ctx) == "FAILED"

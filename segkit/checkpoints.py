@@ -36,12 +36,14 @@ def _fsync(path: Path) -> None:
 class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
     """ModelCheckpoint that writes ``<name>.tmp.keras`` and renames it over the checkpoint.
 
-    A crash mid-write leaves the previous best model intact; a NaN score never counts as best.
+    A crash mid-write leaves the previous best model intact; an epoch with a NaN score or a NaN
+    training loss never counts as best.
     """
 
     def _save_model(self, epoch, batch, logs):
-        current = (logs or {}).get(self.monitor)
-        if current is not None and not _finite(current):
+        logs = logs or {}
+        # NaN weights can still score a finite Dice (every prediction background).
+        if not (_finite(logs.get(self.monitor)) and _finite(logs.get("loss"))):
             return
         path = Path(self._get_file_path(epoch, batch, logs))
         if not self._should_save_model(epoch, batch, logs, str(path)):

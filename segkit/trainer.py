@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -349,7 +350,10 @@ class MetricsLogger(keras.callbacks.Callback):
             from segkit.resume import write_json
 
             write_json(self.journal, self.history)
-        self._pending = (epoch, metrics)
+        # A diverged epoch is not backed up, so a rerun trains it again: logging it now would
+        # log its step twice. The run's failure tags name it.
+        diverged = not math.isfinite(metrics.get("train/loss", 0.0))
+        self._pending = None if diverged else (epoch, metrics)
 
     def _publish(self, epoch, logs=None):
         if self._pending is not None:
