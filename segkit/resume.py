@@ -42,6 +42,7 @@ MAY_CHANGE = (
     "trainer.verbose",
     "dataset.validate",
     "tracking.server_timeout",
+    "tracking.parent_run_id",  # a sweep job rerun under a new sweep
 )
 
 

@@ -18,7 +18,6 @@ import logging
 import math
 import platform
 import shutil
-from importlib import metadata
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -27,14 +26,18 @@ from segkit import hydra_job, paths, resume
 from segkit.cluster import resolve_role
 from segkit.config import option_value, to_container, validate
 from segkit.data import DatasetIndex, load_index
-from segkit.errors import ConfigError, OutOfMemory, TrainingDiverged, short_reason
+from segkit.errors import ConfigError, OutOfMemory, TrainingDiverged, out_of_memory, short_reason
 from segkit.interrupts import StopRequest, sigterm_as_interrupt, stop_at_next_step
-from segkit.tracking import NullTracker, final_metric_name, flatten, make_tracker
+from segkit.tracking import (
+    NullTracker,
+    final_metric_name,
+    flatten,
+    library_versions,
+    make_tracker,
+)
 
 log = logging.getLogger(__name__)
 SCORES = ("loss", "dice", "miou", "pixel_accuracy")
-# Libraries whose versions every run records (besides Python's).
-VERSIONED = ("tensorflow", "keras", "numpy", "mlflow", "hydra-core", "omegaconf", "albumentations")
 
 
 class Run:
@@ -97,46 +100,60 @@ class Run:
         log.info("precision %s: %s", self.precision, reason)
         self.worker_dir.mkdir(parents=True, exist_ok=True)
         tags = {**self._tags(), "precision": self.precision, "precision.reason": reason}
-        with resume.lock(self.worker_dir):
+        with resume.lock(self.worker_dir):  # held until the run has ended
             self._open_run(tags)
-            status = "FAILED"
+            return self._train_and_end()
+
+    def _train_and_end(self) -> dict[str, float]:
+        """Fit, evaluate and log inside the open run, then end it FINISHED, FAILED or KILLED."""
+        from segkit import trainer
+
+        status = "FAILED"
+        try:
+            with sigterm_as_interrupt(), trainer.precision_policy(self.precision):
+                model, confusion = self.fit()
+                results = self.evaluate(model, confusion)
+                if self.role.is_chief:
+                    self._log_artifacts()
+            status = "FINISHED"
+            return results
+        except KeyboardInterrupt as interrupt:
+            status = "KILLED"
+            hint = f"{interrupt}; " if str(interrupt) else ""
+            raise KeyboardInterrupt(f"{hint}to resume: {self._resume_command()}") from None
+        except Exception as error:
+            memory = self._record_failure(error)
+            if memory is not None:
+                raise memory from error
+            raise
+        finally:
             try:
-                with sigterm_as_interrupt(), trainer.precision_policy(self.precision):
-                    model, confusion = self.fit()
-                    results = self.evaluate(model, confusion)
-                    if self.role.is_chief:
-                        self._log_artifacts()
-                status = "FINISHED"
-                return results
-            except KeyboardInterrupt as interrupt:
-                status = "KILLED"
-                hint = f"{interrupt}; " if str(interrupt) else ""
-                raise KeyboardInterrupt(f"{hint}to resume: {self._resume_command()}") from None
-            except Exception as error:
-                reason_tags = {"failure_reason": short_reason(error)}
-                if isinstance(error, TrainingDiverged) and error.epoch is not None:
-                    reason_tags["diverged.epoch"] = str(error.epoch)
-                memory = _out_of_memory(error, cfg)
-                if memory is not None:
-                    reason_tags["failure_reason"] = short_reason(memory)
-                    # Free the model and the batches the failed frames hold (and stop the input
-                    # pipeline's threads) before anything else needs memory: ending the run.
-                    error.__traceback__ = None
-                    keras.backend.clear_session(free_memory=True)
-                    gc.collect()
-                self.tracker.set_tags(reason_tags)
-                if memory is not None:
-                    raise memory from error
-                raise
-            finally:
-                try:
-                    self.tracker.end(status)
-                except Exception:  # e.g. memory still short after an OOM: once more, freed
-                    gc.collect()
-                    self.tracker.end(status)
-                resume.save_state(self.worker_dir, status=status)
-                if status == "FINISHED":  # kept until now: a kill while evaluating resumes
-                    shutil.rmtree(paths.backup_dir(self.worker_dir), ignore_errors=True)
+                self.tracker.end(status)
+            except Exception:  # e.g. memory still short after an OOM: once more, freed
+                gc.collect()
+                self.tracker.end(status)
+            resume.save_state(self.worker_dir, status=status)
+            if status == "FINISHED":  # kept until now: a kill while evaluating resumes
+                shutil.rmtree(paths.backup_dir(self.worker_dir), ignore_errors=True)
+
+    def _record_failure(self, error: Exception) -> OutOfMemory | None:
+        """Tag the run with why it failed (and the epoch it diverged in); returns the one-line
+        error to raise instead when it ran out of memory."""
+        import keras
+
+        tags = {"failure_reason": short_reason(error)}
+        if isinstance(error, TrainingDiverged) and error.epoch is not None:
+            tags["diverged.epoch"] = str(error.epoch)
+        memory = out_of_memory(error, self.cfg.trainer.batch_size, self.cfg.dataset.image_size)
+        if memory is not None:
+            tags["failure_reason"] = short_reason(memory)
+            # Free the model and the batches the failed frames hold (and stop the input
+            # pipeline's threads) before anything else needs memory: ending the run.
+            error.__traceback__ = None
+            keras.backend.clear_session(free_memory=True)
+            gc.collect()
+        self.tracker.set_tags(tags)
+        return memory
 
     def _open_run(self, tags: dict[str, str]) -> None:
         """Start the MLflow run, or reopen the one an unfinished run in ``output_dir`` logged
@@ -359,7 +376,7 @@ class Run:
         tags = {
             "segkit.version": segkit.__version__,
             "python.version": platform.python_version(),
-            **{f"{name.removesuffix('-core')}.version": _version(name) for name in VERSIONED},
+            **library_versions(),
             "seed": str(self.cfg.seed),
             "deterministic": str(bool(self.cfg.trainer.deterministic)).lower(),
             "output_dir": str(self.output_dir),
@@ -399,36 +416,6 @@ def _check_finite(losses: list[float]) -> None:
                 "trainer.optimizer.lr",
                 epoch=epoch + 1,
             )
-
-
-def _out_of_memory(error: BaseException, cfg: DictConfig) -> OutOfMemory | None:
-    """A one-line ``OutOfMemory`` when ``error`` is the accelerator or the host running out of
-    memory (also when it surfaced from a data-loading thread); None otherwise."""
-    import tensorflow as tf
-
-    text = str(error)
-    if isinstance(error, tf.errors.ResourceExhaustedError):
-        where = "accelerator memory" if "GPU" in text else "memory"
-    elif isinstance(error, MemoryError) or "MemoryError" in text:
-        where = "host memory"
-    elif isinstance(error, tf.errors.OpError) and "mkl" in text and "Status: 1," in text:
-        # oneDNN (TensorFlow's CPU kernels) reports its dnnl_out_of_memory status (1) as an
-        # op that "could not create a primitive".
-        where = "host memory"
-    else:
-        return None
-    return OutOfMemory(
-        f"out of {where} with trainer.batch_size={cfg.trainer.batch_size} and "
-        f"dataset.image_size={cfg.dataset.image_size}: try a smaller trainer.batch_size or "
-        "dataset.image_size (or a smaller model)"
-    )
-
-
-def _version(distribution: str) -> str:
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return "unknown"
 
 
 __all__ = ["Run", "train"]

@@ -32,6 +32,24 @@ PARENT_TAG = "mlflow.parentRunId"
 SERVER_HINT = "start one with `make server` (or set tracking.uri to a running server)"
 
 
+# Libraries whose versions every run records as ``<name>.version`` tags (besides Python's).
+VERSIONED = ("tensorflow", "keras", "numpy", "mlflow", "hydra-core", "omegaconf", "albumentations")
+
+
+def library_versions() -> dict[str, str]:
+    """``{"numpy.version": "2.4.0", "hydra.version": ...}`` from the installed distributions."""
+    from importlib import metadata
+
+    versions = {}
+    for name in VERSIONED:
+        try:
+            version = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            version = "unknown"
+        versions[f"{name.removesuffix('-core')}.version"] = version
+    return versions
+
+
 def final_metric_name(score: str) -> str:
     """The name a run logs a final score under: ``val/dice`` -> ``best/val/dice`` (the score of
     the restored best checkpoint); ``test/dice`` stays ``test/dice``."""
