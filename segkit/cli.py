@@ -45,8 +45,10 @@ def run_cli(prog: str, hydra_main: Callable[[], object]) -> None:
         cause = error.error if isinstance(error, CallbackAbort) else error
         print(f"{prog}: error: {one_line(cause)}", file=sys.stderr)
         sys.exit(USAGE_ERROR)
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as interrupt:
+        # segkit.run adds how to resume the run to the interrupt's message.
+        detail = f": {interrupt}" if str(interrupt) else ""
+        print(f"{prog}: interrupted{detail}", file=sys.stderr)
         sys.exit(INTERRUPTED)
     finally:
         if not full_error:

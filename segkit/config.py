@@ -357,6 +357,12 @@ class TrainerConfig:
     limit_val_batches: int | None = None
     # Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch.
     verbose: int = 1
+    # Bit-identical runs for a seed: TensorFlow's op determinism on top of the seeding every run
+    # does (Python, NumPy, Keras, and the augmentation per element). Slower on GPUs.
+    deterministic: bool = False
+    # Back up the training state every this many steps as well as at every epoch end, so that a
+    # killed run loses less (null: epoch ends only).
+    backup_every_steps: int | None = None
     multi_worker: MultiWorkerConfig = field(default_factory=MultiWorkerConfig)
 
 
@@ -412,6 +418,9 @@ class TrainConfig:
     seed: int = 0
     run_name: str | None = None
     output_dir: str | None = None
+    # Rerunning into an output_dir that holds an unfinished run continues it (same MLflow run);
+    # false starts afresh there, moving the unfinished run's files under superseded/.
+    resume: bool = True
     cache_dir: str = MISSING
     # The value `python -m segkit.train` returns to a Hydra sweeper.
     optimized_metric: str = "val/dice"
@@ -565,8 +574,8 @@ def validate(cfg: DictConfig) -> None:
         trainer = cfg.trainer
         if "dataset" in cfg:
             check_loss(trainer, int(cfg.dataset.num_classes))
-        for key in ("epochs", "batch_size"):
-            if trainer[key] < 1:
+        for key in ("epochs", "batch_size", "backup_every_steps"):
+            if trainer[key] is not None and trainer[key] < 1:
                 raise ConfigError(f"trainer.{key}={trainer[key]}: expected >= 1")
         if not trainer.monitor.startswith("val/"):
             raise ConfigError(
@@ -582,11 +591,23 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"tracking.server_timeout={cfg.tracking.server_timeout}: expected > 0")
 
 
+# Datasets whose masks fix the number of classes (background included).
+FIXED_CLASSES = {"synthetic": 2, "isic": 2, "dsb2018": 2, "isbi": 2, "voc": 21}
+
+
 def _validate_dataset(ds: DictConfig) -> None:
     if ds.num_classes < 2:
         raise ConfigError(
             f"dataset.num_classes={ds.num_classes}: expected >= 2 "
             "(classes including background; a binary task has 2)"
+        )
+    expected = FIXED_CLASSES.get(ds.name)
+    if ds.name == "folder" and option_value(ds.mask_format) == "binary":
+        expected = 2
+    if expected is not None and ds.num_classes != expected:
+        raise ConfigError(
+            f"dataset.num_classes={ds.num_classes}: dataset {ds.name!r} has {expected} classes"
+            f"{' (binary masks)' if expected == 2 else ''}"
         )
     if 0 <= ds.ignore_index < ds.num_classes or not 0 <= ds.ignore_index <= 255:
         raise ConfigError(
@@ -622,11 +643,6 @@ def _validate_dataset(ds: DictConfig) -> None:
             f"dataset.rescale={ds.rescale}: expected >= dataset.image_size={ds.image_size} "
             "(the shorter side must hold an image_size crop)"
         )
-    binary_only = ds.name == "isbi" or (
-        ds.name == "folder" and option_value(ds.mask_format) == "binary"
-    )
-    if binary_only and ds.num_classes != 2:
-        raise ConfigError(f"dataset.num_classes={ds.num_classes}: a binary dataset has 2")
     if ds.name == "folder":
         _validate_colour_table(ds)
 

@@ -23,6 +23,14 @@ class DataError(SegkitError):
 class TrainingDiverged(SegkitError):
     """The loss became NaN or infinite; usually a learning rate that is too high."""
 
+    def __init__(self, message: str, epoch: int | None = None):
+        super().__init__(message)
+        self.epoch = epoch  # 1-based, as the log shows epochs
+
+
+class OutOfMemory(SegkitError):
+    """The accelerator or the host ran out of memory; the message suggests smaller settings."""
+
 
 class CallbackAbort(BaseException):  # noqa: N818 (not an Exception on purpose)
     """Carries a user error out of a Hydra callback.
@@ -51,3 +59,25 @@ def short_reason(error: BaseException) -> str:
     """An error's message on one line of at most 500 characters (for an MLflow tag or a table)."""
     text = " ".join(str(error).split()) or type(error).__name__
     return text[:500]
+
+
+def out_of_memory(error: BaseException, batch_size: int, image_size: int) -> OutOfMemory | None:
+    """A one-line ``OutOfMemory`` when ``error`` is the accelerator or the host running out of
+    memory (also when it surfaced from a data-loading thread or a oneDNN kernel); else None."""
+    import tensorflow as tf  # only called once training has imported it
+
+    text = str(error)
+    if isinstance(error, tf.errors.ResourceExhaustedError):
+        where = "accelerator memory" if "GPU" in text else "memory"
+    elif isinstance(error, MemoryError) or "MemoryError" in text:
+        where = "host memory"
+    elif isinstance(error, tf.errors.OpError) and "mkl" in text and "Status: 1," in text:
+        # oneDNN (TensorFlow's CPU kernels) reports its dnnl_out_of_memory status (1) as an
+        # op that "could not create a primitive".
+        where = "host memory"
+    else:
+        return None
+    return OutOfMemory(
+        f"out of {where} with trainer.batch_size={batch_size} and dataset.image_size="
+        f"{image_size}: try a smaller trainer.batch_size or dataset.image_size (or a smaller model)"
+    )

@@ -21,6 +21,7 @@ import tensorflow as tf
 from omegaconf import DictConfig
 
 from segkit import trainer
+from segkit.checkpoints import Backup
 from segkit.metrics import ConfusionMatrix
 from segkit.models.blocks import ENCODER
 
@@ -87,13 +88,24 @@ def fit_in_phases(
         cfg: the composed run config.
         steps_per_epoch: optimizer steps per epoch.
         callbacks: the same instances serve every phase, so the best score carries over.
-        train_data: the training stream from a given epoch on (``Run.train_dataset``), so that
-            the second phase reads the epochs it trains, not the first phase's again.
+        train_data: the training stream from a given epoch on, optionally without its first
+            batches (``Run.train_dataset``), so that a later phase or a resumed run reads the
+            epochs it trains, not earlier ones again.
         after_phase: called after each phase (raises to stop, e.g. on a diverged loss).
         fit_kwargs: passed to every ``model.fit`` (validation data, verbosity).
     """
     tcfg = cfg.trainer
     phases = training_phases(cfg.model, int(tcfg.epochs))
+    backup = next((c for c in callbacks if isinstance(c, Backup)), None)
+    # Where a killed run's backup stands: its epoch (and batches done in it) is where the
+    # stream has to start so that a resumed run reads exactly what an uninterrupted one would.
+    position = backup.position() if backup is not None else None
+    if position is not None:
+        log.info(
+            "resuming from the backup after %d epoch(s) + %d batch(es)",
+            position.epoch,
+            position.batch,
+        )
     for phase in phases:
         if phase.start:
             with strategy.scope():
@@ -107,22 +119,37 @@ def fit_in_phases(
                 sum(math.prod(w.shape) for w in model.trainable_weights),
                 phase.lr_scale,
             )
-        # Keep the backup until the last phase ends: a run stopped in the second phase resumes
-        # there (the first phase's fit then restores the weights and runs no epoch).
-        for callback in callbacks:
-            if isinstance(callback, keras.callbacks.BackupAndRestore):
-                callback.delete_checkpoint = phase is phases[-1]
+        first = max(phase.start, position.epoch if position is not None else 0)
         with warnings.catch_warnings():
             # The backup restored at the start of a phase may hold the other phase's optimizer,
             # which trains other variables; Keras skips it with a warning that is expected here.
             warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
-            model.fit(
-                train_data(phase.start),
-                initial_epoch=phase.start,
-                epochs=phase.end,
-                steps_per_epoch=steps_per_epoch,
-                callbacks=callbacks,
-                **fit_kwargs,
+            partial = bool(
+                position is not None and position.batch and first == position.epoch < phase.end
             )
+            if partial:
+                # Finish the interrupted epoch on the batches it had left; the backup restores
+                # the weights and optimizer state of the step it was taken at.
+                backup.batch_offset = position.batch
+                model.fit(
+                    train_data(first, position.batch),
+                    initial_epoch=first,
+                    epochs=first + 1,
+                    steps_per_epoch=steps_per_epoch - position.batch,
+                    callbacks=callbacks,
+                    **fit_kwargs,
+                )
+                backup.batch_offset = 0
+                first, position = first + 1, None
+            if not (partial and model.stop_training):  # the partial epoch diverged or stopped
+                # A phase the backup is past runs no epoch: its fit only restores the backup.
+                model.fit(
+                    train_data(min(first, phase.end - 1)),
+                    initial_epoch=phase.start,
+                    epochs=phase.end,
+                    steps_per_epoch=steps_per_epoch,
+                    callbacks=callbacks,
+                    **fit_kwargs,
+                )
         after_phase()
     return confusion

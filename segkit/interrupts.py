@@ -1,4 +1,5 @@
-"""SIGTERM handled like Ctrl-C, so that runs and sweeps end their MLflow runs when stopped."""
+"""SIGTERM handled like Ctrl-C, so that runs and sweeps end their MLflow runs when stopped, and
+during training both stop at the next step, after a backup (``segkit.checkpoints.StopOnSignal``)."""
 
 from __future__ import annotations
 
@@ -26,3 +27,34 @@ def sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+class StopRequest:
+    """Set by Ctrl-C or SIGTERM during training: ``signum`` is the signal, None until then."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+
+@contextlib.contextmanager
+def stop_at_next_step(request: StopRequest) -> Iterator[StopRequest]:
+    """Turn the first SIGINT/SIGTERM into a request to stop (``StopOnSignal`` acts on it at the
+    next training step, after a backup); a second signal interrupts at once.
+
+    Signal handlers can only be set from the main thread; elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield request
+        return
+
+    def note(signum, frame):
+        if request.signum is not None:
+            raise KeyboardInterrupt(f"signal {signum}")
+        request.signum = signum
+
+    previous = {s: signal.signal(s, note) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield request
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)

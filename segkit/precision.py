@@ -68,8 +68,44 @@ def detect_hardware() -> Hardware:
     return Hardware(tuple(capabilities), cpu_flags())
 
 
+BFLOAT16_CAPABILITY = (8, 0)
+
+
+def check(configured: str, hardware: Hardware) -> str:
+    """Why ``configured`` suits ``hardware`` (or what it costs there).
+
+    A policy that merely runs slowly is allowed with a warning in the reason: ``mixed_float16``
+    on a CPU or an old GPU (emulated), ``mixed_bfloat16`` on a CPU without native bfloat16 (the
+    results are right, and a config moved between machines keeps working).
+
+    Raises:
+        ConfigError: ``mixed_bfloat16`` on GPUs older than compute capability 8.0, which have
+            no bfloat16 kernels for many of the model's ops (the run would fail mid-way).
+    """
+    from segkit.errors import ConfigError
+
+    gpus = hardware.gpu_capabilities
+    if configured == "mixed_bfloat16" and gpus and min(gpus) < BFLOAT16_CAPABILITY:
+        version = ".".join(str(v) for v in min(gpus))
+        raise ConfigError(
+            f"trainer.precision=mixed_bfloat16: this GPU (compute capability {version}) has no "
+            "bfloat16 support; use trainer.precision=mixed_float16, float32 or auto"
+        )
+    if configured == "mixed_float16" and (not gpus or min(gpus) < FAST_FLOAT16_CAPABILITY):
+        return "set in trainer.precision (slow here: float16 is emulated on this hardware)"
+    if configured == "mixed_bfloat16" and not gpus and not set(BF16_CPU_FLAGS) & hardware.cpu_flags:
+        return "set in trainer.precision (slow here: the CPU has no native bfloat16)"
+    return "set in trainer.precision"
+
+
 def resolve(configured: str) -> tuple[str, str]:
-    """The dtype policy to train under and why: ``configured``, or ``choose``'s for ``auto``."""
+    """The dtype policy to train under and why: ``configured`` (checked against the hardware,
+    see ``check``), or ``choose``'s for ``auto``.
+
+    Raises:
+        ConfigError: the configured policy cannot run on this hardware.
+    """
+    hardware = detect_hardware()
     if configured != "auto":
-        return configured, "set in trainer.precision"
-    return choose(detect_hardware())
+        return configured, check(configured, hardware)
+    return choose(hardware)

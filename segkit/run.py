@@ -13,20 +13,28 @@ BackupAndRestore state) under ``<output_dir>/workers/<task>/``.
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import platform
+import shutil
 
 from omegaconf import DictConfig, OmegaConf
 
 import segkit
-from segkit import hydra_job, paths
+from segkit import hydra_job, paths, resume
 from segkit.cluster import resolve_role
 from segkit.config import option_value, to_container, validate
 from segkit.data import DatasetIndex, load_index
-from segkit.errors import ConfigError, TrainingDiverged, short_reason
-from segkit.interrupts import sigterm_as_interrupt
-from segkit.tracking import NullTracker, final_metric_name, flatten, make_tracker
+from segkit.errors import ConfigError, OutOfMemory, TrainingDiverged, out_of_memory, short_reason
+from segkit.interrupts import StopRequest, sigterm_as_interrupt, stop_at_next_step
+from segkit.tracking import (
+    NullTracker,
+    final_metric_name,
+    flatten,
+    library_versions,
+    make_tracker,
+)
 
 log = logging.getLogger(__name__)
 SCORES = ("loss", "dice", "miou", "pixel_accuracy")
@@ -47,11 +55,15 @@ class Run:
         if self.role.multi_worker:
             log.info("multi-worker run: %s", self.role.describe())
         self.output_dir = hydra_job.output_dir(cfg.output_dir)
-        paths.check_output_dir(self.output_dir)
         # Where this process writes its own files: workers other than the chief keep theirs apart,
         # so that workers sharing a file system (or an output_dir) never write the same file.
         self.worker_dir = (
             self.output_dir if self.role.is_chief else self.output_dir / "workers" / self.role.name
+        )
+        # Fresh start, resume, or refusal (a finished run, a changed config, a cut backup).
+        self.config_flat = flatten(to_container(cfg))
+        self.plan = resume.plan(
+            self.worker_dir, self.config_flat, bool(cfg.resume), self.role.is_chief
         )
         self.index: DatasetIndex
         self.index, self.validation = load_index(
@@ -83,11 +95,19 @@ class Run:
         # The jobs of a sweep run one after another in one process: start each from a clean slate.
         keras.backend.clear_session()
         keras.utils.set_random_seed(int(cfg.seed))
+        trainer.set_op_determinism(bool(cfg.trainer.deterministic))
         self.precision, reason = precision.resolve(option_value(cfg.trainer.precision))
         log.info("precision %s: %s", self.precision, reason)
         self.worker_dir.mkdir(parents=True, exist_ok=True)
         tags = {**self._tags(), "precision": self.precision, "precision.reason": reason}
-        self.tracker.start(self._run_name(), self._params(), tags)
+        with resume.lock(self.worker_dir):  # held until the run has ended
+            self._open_run(tags)
+            return self._train_and_end()
+
+    def _train_and_end(self) -> dict[str, float]:
+        """Fit, evaluate and log inside the open run, then end it FINISHED, FAILED or KILLED."""
+        from segkit import trainer
+
         status = "FAILED"
         try:
             with sigterm_as_interrupt(), trainer.precision_policy(self.precision):
@@ -97,14 +117,81 @@ class Run:
                     self._log_artifacts()
             status = "FINISHED"
             return results
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as interrupt:
             status = "KILLED"
-            raise
+            hint = f"{interrupt}; " if str(interrupt) else ""
+            raise KeyboardInterrupt(f"{hint}to resume: {self._resume_command()}") from None
         except Exception as error:
-            self.tracker.set_tags({"failure_reason": short_reason(error)})
+            memory = self._record_failure(error)
+            if memory is not None:
+                raise memory from error
             raise
         finally:
-            self.tracker.end(status)
+            try:
+                self.tracker.end(status)
+            except Exception:  # e.g. memory still short after an OOM: once more, freed
+                gc.collect()
+                self.tracker.end(status)
+            resume.save_state(self.worker_dir, status=status)
+            if status == "FINISHED":  # kept until now: a kill while evaluating resumes
+                shutil.rmtree(paths.backup_dir(self.worker_dir), ignore_errors=True)
+
+    def _record_failure(self, error: Exception) -> OutOfMemory | None:
+        """Tag the run with why it failed (and the epoch it diverged in); returns the one-line
+        error to raise instead when it ran out of memory."""
+        import keras
+
+        tags = {"failure_reason": short_reason(error)}
+        if isinstance(error, TrainingDiverged) and error.epoch is not None:
+            tags["diverged.epoch"] = str(error.epoch)
+        memory = out_of_memory(error, self.cfg.trainer.batch_size, self.cfg.dataset.image_size)
+        if memory is not None:
+            tags["failure_reason"] = short_reason(memory)
+            # Free the model and the batches the failed frames hold (and stop the input
+            # pipeline's threads) before anything else needs memory: ending the run.
+            error.__traceback__ = None
+            keras.backend.clear_session(free_memory=True)
+            gc.collect()
+        self.tracker.set_tags(tags)
+        return memory
+
+    def _open_run(self, tags: dict[str, str]) -> None:
+        """Start the MLflow run, or reopen the one an unfinished run in ``output_dir`` logged
+        to, after moving a superseded run's files aside (``resume=false``)."""
+        plan = self.plan
+        moved = plan.apply()
+        if moved is not None:
+            log.warning("an unfinished earlier run's files were moved to %s", moved)
+            tags["superseded.files"] = str(moved)
+        if plan.superseded_run_id:
+            tags["superseded.run_id"] = plan.superseded_run_id
+            self.tracker.close_stale(plan.superseded_run_id)
+        if plan.resume is not None:
+            tags["resumed.from"] = f"epoch {plan.resume.epoch} batch {plan.resume.batch}"
+        reopened = bool(plan.resume and plan.run_id and self.tracker.reopen(plan.run_id, tags))
+        if not reopened:
+            self.tracker.start(self._run_name(), self._params(), tags)
+        if plan.resume is not None:
+            count = self.tracker.backfill(plan.history)
+            log.info(
+                "resuming %s after %d epoch(s) + %d batch(es)%s",
+                f"MLflow run {self.tracker.run_id}" if reopened else "the run",
+                plan.resume.epoch,
+                plan.resume.batch,
+                f"; {count} epoch(s) logged from the record" if count else "",
+            )
+        resume.save_state(
+            self.worker_dir,
+            run_id=self.tracker.run_id,
+            tracking_uri=str(self.cfg.tracking.uri) if self.cfg.tracking.enabled else None,
+            status="RUNNING",
+            config=self.config_flat,
+        )
+
+    def _resume_command(self) -> str:
+        given = hydra_job.task_overrides() or []
+        overrides = [o for o in given if not o.startswith("output_dir=")]
+        return " ".join(["python -m segkit.train", *overrides, f"output_dir={self.output_dir}"])
 
     def fit(self):
         """Build the model under the strategy and fit it; returns (model, confusion metric).
@@ -112,7 +199,7 @@ class Run:
         With ``model.fine_tune_at`` the fit has two phases: the encoder frozen, then unfrozen
         with a new optimizer at a lower learning rate; epochs are numbered continuously.
         """
-        from segkit import finetune, trainer
+        from segkit import checkpoints, finetune, trainer
         from segkit.evaluation.callbacks import prediction_samples
         from segkit.models import build_model
 
@@ -141,24 +228,33 @@ class Run:
         val_ds = self._eval_dataset("val")
         if self.role.multi_worker:
             val_ds = trainer.shard_by_element(val_ds)
-        metrics_logger = trainer.MetricsLogger(self.tracker)
+        # A resumed run continues the record of the epochs before (see MetricsLogger).
+        metrics_logger = trainer.MetricsLogger(
+            self.tracker, resume.journal_file(self.worker_dir), dict(self.plan.history)
+        )
         checkpoint = paths.best_checkpoint(self.output_dir) if self.role.is_chief else None
-        callbacks = trainer.build_callbacks(tcfg, paths.backup_dir(self.worker_dir), checkpoint)
+        stop = StopRequest()
+        callbacks = trainer.build_callbacks(
+            tcfg, paths.backup_dir(self.worker_dir), checkpoint, metrics_logger, stop
+        )
+        checkpoints.restore_monitors(callbacks, metrics_logger.history)
+        # Images of fixed validation samples, one per epoch (watch the masks form in the UI).
         callbacks += prediction_samples(cfg, self.index, self.tracker)
         self.history = metrics_logger.history
-        confusion = finetune.fit_in_phases(
-            model,
-            confusion,
-            strategy=strategy,
-            cfg=cfg,
-            steps_per_epoch=steps,
-            callbacks=[*callbacks, metrics_logger],
-            train_data=self.train_dataset,
-            after_phase=lambda: _check_finite(self.history.get("train/loss", [])),
-            validation_data=val_ds,
-            verbose=int(tcfg.verbose),
-            shuffle=False,
-        )
+        with stop_at_next_step(stop):
+            confusion = finetune.fit_in_phases(
+                model,
+                confusion,
+                strategy=strategy,
+                cfg=cfg,
+                steps_per_epoch=steps,
+                callbacks=callbacks,
+                train_data=self.train_dataset,
+                after_phase=lambda: _check_finite(self.history.get("train/loss", [])),
+                validation_data=val_ds,
+                verbose=int(tcfg.verbose),
+                shuffle=False,
+            )
         # Equal on every worker of a multi-worker run, and between runs that should be identical.
         digest = trainer.weights_digest(model)
         log.info("trained weights: sha256 %s (%s)", digest, self.role.name)
@@ -208,10 +304,10 @@ class Run:
         )
         return results
 
-    def train_dataset(self, first_epoch: int = 0):
+    def train_dataset(self, first_epoch: int = 0, skip_batches: int = 0):
         """The training batches of epochs ``first_epoch`` to ``trainer.epochs - 1`` as one
         stream, each epoch shuffled and augmented from the seed and its number (fit it with
-        ``steps_per_epoch``)."""
+        ``steps_per_epoch``), without the first ``skip_batches`` (a resumed partial epoch)."""
         from segkit import trainer
         from segkit.data.pipeline import make_dataset
 
@@ -229,6 +325,8 @@ class Run:
             first_epoch=first_epoch,
             cache_dir=cfg.cache_dir,
         )
+        if skip_batches:
+            dataset = dataset.skip(skip_batches)
         return trainer.shard_by_element(dataset) if self.role.multi_worker else dataset
 
     def _eval_dataset(self, split: str):
@@ -280,15 +378,12 @@ class Run:
         return params
 
     def _tags(self) -> dict[str, str]:
-        import keras
-        import tensorflow as tf
-
         tags = {
             "segkit.version": segkit.__version__,
-            "tensorflow.version": tf.__version__,
-            "keras.version": keras.__version__,
             "python.version": platform.python_version(),
+            **library_versions(),
             "seed": str(self.cfg.seed),
+            "deterministic": str(bool(self.cfg.trainer.deterministic)).lower(),
             "output_dir": str(self.output_dir),
         }
         tags.update({f"split.{k}": v for k, v in self.index.origin.items()})
@@ -322,7 +417,9 @@ def _check_finite(losses: list[float]) -> None:
         if not math.isfinite(loss):
             raise TrainingDiverged(
                 f"training diverged in epoch {epoch + 1} (train/loss={loss}); the best "
-                "checkpoint so far is kept; try a lower trainer.optimizer.lr"
+                "checkpoint and the backup of the last good epoch are kept; try a lower "
+                "trainer.optimizer.lr",
+                epoch=epoch + 1,
             )
 
 

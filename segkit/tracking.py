@@ -32,6 +32,24 @@ PARENT_TAG = "mlflow.parentRunId"
 SERVER_HINT = "start one with `make server` (or set tracking.uri to a running server)"
 
 
+# Libraries whose versions every run records as ``<name>.version`` tags (besides Python's).
+VERSIONED = ("tensorflow", "keras", "numpy", "mlflow", "hydra-core", "omegaconf", "albumentations")
+
+
+def library_versions() -> dict[str, str]:
+    """``{"numpy.version": "2.4.0", "hydra.version": ...}`` from the installed distributions."""
+    from importlib import metadata
+
+    versions = {}
+    for name in VERSIONED:
+        try:
+            version = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            version = "unknown"
+        versions[f"{name.removesuffix('-core')}.version"] = version
+    return versions
+
+
 def final_metric_name(score: str) -> str:
     """The name a run logs a final score under: ``val/dice`` -> ``best/val/dice`` (the score of
     the restored best checkpoint); ``test/dice`` stays ``test/dice``."""
@@ -87,6 +105,17 @@ class NullTracker:
     def start(self, run_name: str, params: Mapping[str, str], tags: Mapping[str, str]) -> None:
         """Start nothing."""
 
+    def reopen(self, run_id: str, tags: Mapping[str, str]) -> bool:
+        """Reopen nothing: a resumed run without tracking logs nothing either."""
+        return False
+
+    def backfill(self, history: Mapping[str, list[float]]) -> int:
+        """Log nothing; returns 0."""
+        return 0
+
+    def close_stale(self, run_id: str) -> None:
+        """End nothing."""
+
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
         """Log nothing."""
 
@@ -138,6 +167,52 @@ class MlflowTracker(NullTracker):
         items = [Param(k, v[:MAX_PARAM_LENGTH]) for k, v in params.items()]
         for i in range(0, len(items), PARAMS_PER_BATCH):
             self.client.log_batch(self.run_id, params=items[i : i + PARAMS_PER_BATCH])
+
+    def reopen(self, run_id: str, tags: Mapping[str, str]) -> bool:
+        """Continue MLflow run ``run_id`` (a resumed run): mark it RUNNING again and set tags.
+
+        Returns False, changing nothing, when this store has no such run in the experiment
+        (another ``tracking.uri``, or the run was deleted): the caller then starts a new run.
+        """
+        from mlflow.exceptions import MlflowException
+
+        try:
+            run = self.client.get_run(run_id)
+        except MlflowException:
+            return False
+        if run.info.lifecycle_stage != "active" or run.info.experiment_id != self._experiment_id():
+            return False
+        self.run_id = run_id
+        self.client.update_run(run_id, status="RUNNING")
+        self.set_tags(tags)
+        return True
+
+    def close_stale(self, run_id: str) -> None:
+        """Mark run ``run_id`` KILLED if it is still RUNNING: a run whose process was killed
+        (SIGKILL, out of memory) and that a fresh start in its output_dir supersedes."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            run = self.client.get_run(run_id)
+        except MlflowException:
+            return
+        if run.info.status == "RUNNING":
+            self.client.set_tag(run_id, "killed.reason", "process ended without ending the run")
+            self.client.set_terminated(run_id, status="KILLED")
+
+    def backfill(self, history: Mapping[str, list[float]]) -> int:
+        """Log the epochs of ``history`` the run lacks (a run killed after recording an epoch
+        but before logging it); returns how many epochs were logged."""
+        if not history:
+            return 0
+        first = next(iter(history))
+        logged = {m.step for m in self.client.get_metric_history(self.run_id, first)}
+        missing = [e for e in range(len(history[first])) if e not in logged]
+        for epoch in missing:
+            self.log_metrics(
+                {k: v[epoch] for k, v in history.items() if epoch < len(v)}, step=epoch
+            )
+        return len(missing)
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
         """Log metric values at one step (an epoch), in a single request."""

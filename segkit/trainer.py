@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,9 +17,11 @@ import keras
 import tensorflow as tf
 from omegaconf import DictConfig
 
+from segkit.checkpoints import AtomicModelCheckpoint, Backup, StopOnSignal
 from segkit.cluster import ClusterRole
 from segkit.config import option_value, to_container
 from segkit.errors import ConfigError
+from segkit.interrupts import StopRequest
 from segkit.loss_schemas import parse_loss
 from segkit.losses import SegmentationLoss
 from segkit.metrics import ConfusionMatrix, segmentation_metrics
@@ -53,6 +56,23 @@ def precision_policy(name: str) -> Iterator[None]:
         yield
     finally:
         keras.config.set_dtype_policy(previous)
+
+
+def set_op_determinism(enabled: bool) -> None:
+    """Switch TensorFlow's op determinism on (``trainer.deterministic``) or back off.
+
+    Set for every run, so that one deterministic run does not slow down the next run of the
+    same process (a sweep, the tests). Every segkit tf.data map is already deterministic and
+    seeded per element, as op determinism requires.
+    """
+    if enabled:
+        tf.config.experimental.enable_op_determinism()
+        return
+    from tensorflow.python.framework import config as tf_config  # no public switch-off
+
+    disable = getattr(tf_config, "disable_op_determinism", None)
+    if disable is not None and tf_config.is_op_determinism_enabled():
+        disable()
 
 
 def configure_logical_cpus(count: int) -> None:
@@ -293,12 +313,28 @@ class Throughput(keras.callbacks.Callback):
 
 
 class MetricsLogger(keras.callbacks.Callback):
-    """Send each epoch's logs to a tracker under segkit's names (``train/loss``, ``val/dice``)."""
+    """Record each epoch's logs under segkit's names (``train/loss``, ``val/dice``) and send them
+    to a tracker.
 
-    def __init__(self, tracker):
+    It records the epoch (in ``history`` and the ``journal`` file) before the epoch's backup is
+    written and logs it to the tracker after (its ``publisher`` callback, listed after the
+    backup): a run killed in between re-logs the epoch from the journal when it resumes, and an
+    epoch that is trained again after a resume was never logged. Either way each step is logged
+    exactly once.
+    """
+
+    def __init__(
+        self,
+        tracker,
+        journal: Path | None = None,
+        history: dict[str, list[float]] | None = None,
+    ):
         super().__init__()
         self.tracker = tracker
-        self.history: dict[str, list[float]] = {}
+        self.journal = journal
+        self.history: dict[str, list[float]] = history if history is not None else {}
+        self._pending: tuple[int, dict[str, float]] | None = None
+        self.publisher = keras.callbacks.LambdaCallback(on_epoch_end=self._publish)
 
     def on_epoch_end(self, epoch, logs=None):
         metrics = {logged_name(k): float(v) for k, v in (logs or {}).items()}
@@ -307,33 +343,57 @@ class MetricsLogger(keras.callbacks.Callback):
             "train/lr", float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
         )
         for key, value in metrics.items():
-            self.history.setdefault(key, []).append(value)
-        self.tracker.log_metrics(metrics, step=epoch)
+            values = self.history.setdefault(key, [])
+            del values[epoch:]  # an epoch trained again after a resume replaces its record
+            values.append(value)
+        if self.journal is not None:
+            from segkit.resume import write_json
+
+            write_json(self.journal, self.history)
+        # A diverged epoch is not backed up, so a rerun trains it again: logging it now would
+        # log its step twice. The run's failure tags name it.
+        diverged = not math.isfinite(metrics.get("train/loss", 0.0))
+        self._pending = None if diverged else (epoch, metrics)
+
+    def _publish(self, epoch, logs=None):
+        if self._pending is not None:
+            step, metrics = self._pending
+            self.tracker.log_metrics(metrics, step=step)
+            self._pending = None
 
 
 def build_callbacks(
-    trainer: DictConfig, backup: Path, checkpoint: Path | None
+    trainer: DictConfig,
+    backup: Path,
+    checkpoint: Path | None,
+    recorder: MetricsLogger | None = None,
+    stop: StopRequest | None = None,
 ) -> list[keras.callbacks.Callback]:
-    """Throughput, NaN guard, backup for resuming, best-model checkpoint, optional early
-    stopping; a callback that logs the epoch goes after them.
+    """Throughput, NaN guard, metrics record, best-model checkpoint, optional early stopping,
+    backup for resuming, metrics logging, stop on a signal, in that order.
+
+    The order makes a crash between any two of them harmless: the best checkpoint of an epoch
+    is written before its backup (a resumed run trains that epoch again), and the epoch's
+    metrics are recorded before the backup and sent to MLflow after it (see ``MetricsLogger``).
 
     Args:
         trainer: the ``trainer`` config node.
-        backup: BackupAndRestore's folder; every worker of a multi-worker run has its own.
+        backup: the backup's folder; every worker of a multi-worker run has its own.
         checkpoint: where the best model goes; None on the workers that are not the chief.
+        recorder: records and logs each epoch's metrics (None: not logged).
+        stop: set by Ctrl-C / SIGTERM during fit; training then stops after a backup.
     """
     monitor = keras_name(str(trainer.monitor))
     mode = option_value(trainer.monitor_mode)
-    callbacks = [
+    callbacks: list[keras.callbacks.Callback] = [
         Throughput(int(trainer.batch_size)),
         keras.callbacks.TerminateOnNaN(),
-        keras.callbacks.BackupAndRestore(str(backup)),
     ]
+    if recorder is not None:
+        callbacks.append(recorder)
     if checkpoint is not None:
         callbacks.append(
-            keras.callbacks.ModelCheckpoint(
-                str(checkpoint), monitor=monitor, mode=mode, save_best_only=True
-            )
+            AtomicModelCheckpoint(str(checkpoint), monitor=monitor, mode=mode, save_best_only=True)
         )
     if trainer.early_stopping.patience > 0:
         callbacks.append(
@@ -344,6 +404,12 @@ def build_callbacks(
                 min_delta=float(trainer.early_stopping.min_delta),
             )
         )
+    saver = Backup(backup, trainer.backup_every_steps)
+    callbacks.append(saver)
+    if recorder is not None:
+        callbacks.append(recorder.publisher)
+    if stop is not None:
+        callbacks.append(StopOnSignal(stop, saver))
     return callbacks
 
 

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from helpers import compose_config, with_model
-from segkit import finetune, trainer
+from segkit import finetune, resume, trainer
 from segkit.cluster import resolve_role
 from segkit.models import build_model
 from segkit.paths import backup_dir, best_checkpoint
@@ -122,7 +122,8 @@ def test_encoder_frozen_then_trained_slower_and_a_stopped_run_resumes_in_phase_t
     encoder = model.get_layer("encoder")
     assert encoder.trainable and encoder.get_layer("block_1_expand").trainable
     assert not encoder.get_layer("block_1_expand_BN").trainable  # batch norms stay frozen
-    assert not backup_dir(out).exists()  # deleted once the last phase ended
+    # Kept after fit: the run deletes it once FINISHED (a kill while evaluating resumes).
+    assert resume.backup_position(backup_dir(out)).epoch == 3
 
 
 def test_two_phase_run_logs_continuous_epochs(smoke_overrides, encoder_weights, tmp_path):

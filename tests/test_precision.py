@@ -9,6 +9,7 @@ import pytest
 
 from helpers import REPO
 from segkit import precision
+from segkit.errors import ConfigError
 from segkit.precision import Hardware, choose
 
 
@@ -59,3 +60,13 @@ def test_bfloat16_validation_dice_stays_within_001_of_float32(tmp_path):
     result = run_script("check_precision.py", "--policies", "float32,mixed_bfloat16", cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "within 0.01 of float32: ok" in result.stdout
+
+
+def test_configured_policy_is_checked_against_the_hardware():
+    old_gpu = precision.Hardware(gpu_capabilities=((7, 5),))
+    with pytest.raises(ConfigError, match="trainer.precision=mixed_bfloat16.*7.5"):
+        precision.check("mixed_bfloat16", old_gpu)
+    assert "slow here" in precision.check("mixed_float16", precision.Hardware())
+    assert "slow here" in precision.check("mixed_bfloat16", precision.Hardware())
+    assert precision.check("mixed_float16", old_gpu) == "set in trainer.precision"
+    assert precision.check("float32", precision.Hardware()) == "set in trainer.precision"
