@@ -145,10 +145,4 @@ def resize_image(image: np.ndarray, height: int, width: int) -> np.ndarray:
 
 def resize_probabilities(values: np.ndarray, height: int, width: int) -> np.ndarray:
     """Resize a [h, w, K] float map to (height, width): bilinear up, area down."""
-    if values.shape[:2] == (height, width):
-        return values
-    shrink = height * width < values.shape[0] * values.shape[1]
-    interpolation = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
-    channels = values.shape[2]
-    resized = cv2.resize(values, (width, height), interpolation=interpolation)
-    return resized.reshape(height, width, channels)
+    return resize_image(values, height, width)

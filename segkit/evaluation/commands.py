@@ -22,7 +22,7 @@ from segkit.data.geometry import Policy
 from segkit.data.index import SPLITS, is_image
 from segkit.errors import ConfigError, DataError, short_reason
 from segkit.evaluation import model_io
-from segkit.evaluation.inference import InferenceSettings, Predictor
+from segkit.evaluation.inference import Predictor, settings_from_config
 from segkit.evaluation.postprocess import PostprocessSettings
 from segkit.tracking import flatten, make_tracker
 
@@ -39,7 +39,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     validate(cfg)
     if cfg.split not in SPLITS:
         raise ConfigError(f"split={cfg.split!r}: expected one of {', '.join(SPLITS)}")
-    settings = InferenceSettings.from_config(cfg.inference)
+    settings = settings_from_config(cfg.inference)
     post = _postprocess(cfg)
     output_dir = hydra_job.output_dir(cfg.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -175,7 +175,7 @@ def predict(cfg: DictConfig) -> list[Path]:
     """
     from segkit.data.decode import header_size, read_image
 
-    settings = InferenceSettings.from_config(cfg.inference)
+    settings = settings_from_config(cfg.inference)
     post = _postprocess(cfg)
     images = _input_images(Path(str(cfg.input)).expanduser())
     output = Path(str(cfg.output)).expanduser().resolve()

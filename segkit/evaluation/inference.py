@@ -17,50 +17,34 @@ horizontal and vertical flips.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
+from omegaconf import OmegaConf
 
+from segkit.config import InferenceConfig
 from segkit.data import geometry
 from segkit.errors import ConfigError
 
 MODES = ("auto", "whole", "tiled")
 
 
-@dataclass(frozen=True)
-class InferenceSettings:
-    """How predictions are made (the ``inference`` config node of evaluate and predict)."""
+# The config schema is the settings object: one list of fields and defaults.
+InferenceSettings = InferenceConfig
 
-    mode: str = "auto"
-    threshold: float = 0.5
-    tta: bool = False
-    overlap: float = 0.25
-    batch_size: int = 8
-    # Working scale of tiled inference for resize/letterbox-trained models (1.0 = full size).
-    scale: float | None = None
 
-    @classmethod
-    def from_config(cls, node) -> InferenceSettings:
-        """Settings from a config node with these keys; checks their ranges."""
-        settings = cls(
-            mode=str(node.mode),
-            threshold=float(node.threshold),
-            tta=bool(node.tta),
-            overlap=float(node.overlap),
-            batch_size=int(node.batch_size),
-            scale=None if node.scale is None else float(node.scale),
-        )
-        if settings.mode not in MODES:
-            raise ConfigError(f"inference.mode={settings.mode!r}: expected one of {MODES}")
-        if not 0.0 < settings.threshold < 1.0:
-            raise ConfigError(f"inference.threshold={settings.threshold}: expected 0 < t < 1")
-        if not 0.0 <= settings.overlap < 1.0:
-            raise ConfigError(f"inference.overlap={settings.overlap}: expected 0 <= overlap < 1")
-        if settings.batch_size < 1:
-            raise ConfigError(f"inference.batch_size={settings.batch_size}: expected >= 1")
-        if settings.scale is not None and not 0.0 < settings.scale <= 4.0:
-            raise ConfigError(f"inference.scale={settings.scale}: expected 0 < scale <= 4")
-        return settings
+def settings_from_config(node) -> InferenceSettings:
+    """Settings from an ``inference`` config node; checks their ranges."""
+    settings = InferenceSettings(**OmegaConf.to_container(node, resolve=True))
+    if settings.mode not in MODES:
+        raise ConfigError(f"inference.mode={settings.mode!r}: expected one of {MODES}")
+    if not 0.0 < settings.threshold < 1.0:
+        raise ConfigError(f"inference.threshold={settings.threshold}: expected 0 < t < 1")
+    if not 0.0 <= settings.overlap < 1.0:
+        raise ConfigError(f"inference.overlap={settings.overlap}: expected 0 <= overlap < 1")
+    if settings.batch_size < 1:
+        raise ConfigError(f"inference.batch_size={settings.batch_size}: expected >= 1")
+    if settings.scale is not None and not 0.0 < settings.scale <= 4.0:
+        raise ConfigError(f"inference.scale={settings.scale}: expected 0 < scale <= 4")
+    return settings
 
 
 class Predictor:
