@@ -126,6 +126,7 @@ def test_encoder_frozen_then_trained_slower_and_a_stopped_run_resumes_in_phase_t
     assert resume.backup_position(backup_dir(out)).epoch == 3
 
 
+@pytest.mark.slow  # ~15 s; the fast resume-in-phase-two test also trains both phases
 def test_two_phase_run_logs_continuous_epochs(smoke_overrides, encoder_weights, tmp_path):
     run = Run(compose_config(fine_tune_overrides(smoke_overrides, encoder_weights)))
     results = run.execute()

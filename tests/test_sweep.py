@@ -98,6 +98,7 @@ def test_grid_sweep_nests_four_finished_runs_under_one_parent(tmp_path, cache_di
         ]
 
 
+@pytest.mark.slow  # ~20 s two-job sweep in a subprocess; runs in make test-all
 def test_failed_job_ends_the_sweep_and_its_parent_failed(tmp_path, cache_dir):
     # Two jobs: the basic sweeper runs both, then stops on the one that diverged.
     args = sweep_args(

@@ -147,6 +147,7 @@ def test_command_line_run_uses_the_local_sqlite_store(tmp_path, cache_dir):
     assert list((tmp_path / "outputs").glob("*/*/checkpoints/best.keras"))
 
 
+@pytest.mark.slow  # ~15 s subprocess; the fast suite covers SIGTERM -> KILLED in test_faults
 def test_sigterm_ends_the_run_killed_and_exits_nonzero(tmp_path, cache_dir):
     args = [
         "trainer=smoke",
