@@ -167,18 +167,20 @@ def lost(before: dict[Path, str], moved_to: Path | None = None) -> str:
     return ", ".join(missing) if missing else "none"
 
 
-# TensorFlow's C++ start-up notices (absl: "E0000 00:00:... cuda_platform.cc ..."), not segkit's.
-TF_NOTICE = re.compile(r"^([IWEF]\d{4} |WARNING: All log messages before absl)")
+# Other libraries' notices, not segkit's messages: TensorFlow's C++ start-up lines (absl:
+# "E0000 00:00:... cuda_platform.cc ...") and MLflow's INFO lines when it creates a store.
+NOTICE = re.compile(
+    r"^([IWEF]\d{4} |WARNING: All log messages before absl|\d{4}/\d\d/\d\d [\d:]+ INFO )"
+)
+PREFIX = "segkit.train: error: "
 
 
 def one_line_error(result: subprocess.CompletedProcess) -> str:
     """``exit 2: <the line>`` when the command stopped with one line and status 2, else what
     it did."""
-    lines = [
-        line for line in result.stderr.splitlines() if line.strip() and not TF_NOTICE.match(line)
-    ]
+    lines = [line for line in result.stderr.splitlines() if line.strip() and not NOTICE.match(line)]
     if result.returncode == 2 and len(lines) == 1 and "Traceback" not in result.stderr:
-        return f"exit 2: {lines[0][:90]}"
+        return f"exit 2: {lines[0].removeprefix(PREFIX)[:90]}"
     return f"exit {result.returncode}, {len(lines)} stderr lines: {' | '.join(lines[-2:])[:160]}"
 
 
@@ -288,7 +290,7 @@ def finished_run(ctx: Context) -> Row:
     (out / ".segkit" / "run.json").write_text(json.dumps({"status": "FINISHED"}))
     before = snapshot([out])
     results = [ctx.train(*ctx.overrides("run", f"resume={v}")) for v in ("true", "false")]
-    observed = "; ".join(one_line_error(r)[:40] for r in results)
+    observed = "; ".join(one_line_error(r)[-60:] for r in results)
     ok = all(r.returncode == 2 and "finished run" in r.stderr for r in results)
     return Row("", "exit 2 twice (refused)", observed, statuses(ctx), lost(before), ok)
 

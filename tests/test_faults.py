@@ -137,3 +137,23 @@ def test_keras_backup_of_an_older_segkit_is_resumed(tmp_path):
     (backup / resume.KERAS_METADATA).write_text('{"epoch": 2, "batch": 0}')
     position = resume.backup_position(backup)
     assert (position.epoch, position.batch, position.weights.name) == (2, 0, "latest.weights.h5")
+
+
+def test_best_checkpoint_is_written_atomically_and_never_from_a_nan_epoch(tmp_path):
+    import keras
+
+    from segkit.checkpoints import AtomicModelCheckpoint
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    best = tmp_path / "checkpoints" / "best.keras"
+    callback = AtomicModelCheckpoint(str(best), monitor="val_dice", mode="max", save_best_only=True)
+    callback.set_model(model)
+    callback.on_epoch_end(0, {"loss": float("nan"), "val_dice": 0.5})  # NaN weights score too
+    assert not best.exists()
+    callback.on_epoch_end(1, {"loss": 0.3, "val_dice": 0.6})
+    assert best.is_file() and keras.saving.load_model(best).count_params() == 3
+    written = best.read_bytes()
+    callback.on_epoch_end(2, {"loss": 0.2, "val_dice": float("nan")})
+    callback.on_epoch_end(3, {"loss": 0.2, "val_dice": 0.55})  # worse: kept
+    assert best.read_bytes() == written
+    assert sorted(p.name for p in best.parent.iterdir()) == ["best.keras"]  # no temporary left
