@@ -15,7 +15,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from segkit.config import metric_direction
 from segkit.errors import ConfigError, SegkitError
+from segkit.sweep_summary import is_final_score
+from segkit.tracking import check_existing_store
 
 PROG = "segkit.compare"
 KEYS = {
@@ -45,8 +48,7 @@ def compare(
     import mlflow
     from mlflow import MlflowClient
 
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).is_file():
-        raise ConfigError(f"uri={uri}: no such store (run from the folder holding mlflow.db)")
+    check_existing_store(uri, "uri")
     client = MlflowClient(uri)
     found = client.get_experiment_by_name(experiment)
     if sweep:
@@ -72,7 +74,7 @@ def compare(
         raise ConfigError(
             f"metric={metric}: logged by none of the runs; metrics: {', '.join(logged)}"
         )
-    ascending = metric.endswith("loss")
+    ascending = metric_direction(metric) == "minimize"
     runs = runs.sort_values(column, ascending=ascending, na_position="last")
     wanted = [p.strip() for p in params.split(",") if p.strip()]
     table = runs[["run_id", "tags.mlflow.runName", "status"]].rename(
@@ -93,10 +95,7 @@ def _final_score(column: str) -> bool:
     if not column.startswith("metrics."):
         return False
     name = column[len("metrics.") :]
-    final = (name.startswith("best/") and name.count("/") == 2) or (
-        name.startswith("test/") and name.count("/") == 1
-    )
-    return final and name.rsplit("/", 1)[-1] in SCORES
+    return is_final_score(name) and name.rsplit("/", 1)[-1] in SCORES
 
 
 def _search(uri: str, experiment_id: str, filters: str):

@@ -84,6 +84,16 @@ def plot_class_frequencies(
     return _save(fig, path)
 
 
+def label_colours(num_classes: int, ignore_index: int = 255) -> np.ndarray:
+    """RGBA colour per label value (256 rows): background transparent, ignore white."""
+    palette = plt.get_cmap("tab20" if num_classes > 10 else "tab10")
+    colours = np.zeros((256, 4))
+    for k in range(1, num_classes):
+        colours[k] = (*palette((k - 1) % palette.N)[:3], 1.0)
+    colours[ignore_index] = (1.0, 1.0, 1.0, 1.0)
+    return colours
+
+
 def plot_overlays(
     tiles: Sequence[tuple[str, np.ndarray, np.ndarray]],
     num_classes: int,
@@ -102,11 +112,9 @@ def plot_overlays(
     cols = min(4, max(1, len(tiles)))
     rows = max(1, -(-len(tiles) // cols))
     fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3 * rows), squeeze=False)
-    palette = plt.get_cmap("tab20" if num_classes > 10 else "tab10")
-    colours = np.zeros((256, 4))
-    for k in range(1, num_classes):
-        colours[k] = (*palette((k - 1) % palette.N)[:3], 0.5)
-    colours[ignore_index] = (1.0, 1.0, 1.0, 0.7)
+    colours = label_colours(num_classes, ignore_index)
+    colours[:, 3] *= 0.5  # see the image through the classes
+    colours[ignore_index, 3] = 0.7
     for ax in axes.ravel():
         ax.axis("off")
     for ax, (title, image, mask) in zip(axes.ravel(), tiles, strict=False):

@@ -76,8 +76,7 @@ class Run:
             )
         self.tracker = make_tracker(cfg.tracking) if self.role.is_chief else NullTracker()
         self.history: dict[str, list[float]] = {}
-        # The dtype policy; `execute` resolves `auto` for this machine.
-        self.precision = option_value(cfg.trainer.precision)
+        self.precision = ""  # the dtype policy: `execute` resolves trainer.precision here
 
     def execute(self) -> dict[str, float]:
         """Train, restore the best checkpoint, evaluate on val and test, log everything.
@@ -101,15 +100,17 @@ class Run:
         self.worker_dir.mkdir(parents=True, exist_ok=True)
         tags = {**self._tags(), "precision": self.precision, "precision.reason": reason}
         with resume.lock(self.worker_dir):  # held until the run has ended
-            self._open_run(tags)
-            return self._train_and_end()
+            return self._train_and_end(tags)
 
-    def _train_and_end(self) -> dict[str, float]:
-        """Fit, evaluate and log inside the open run, then end it FINISHED, FAILED or KILLED."""
+    def _train_and_end(self, tags: dict[str, str]) -> dict[str, float]:
+        """Open the run, fit, evaluate and log in it, then end it FINISHED, FAILED or KILLED
+        (also when opening it failed half-way, e.g. the store refused a tag)."""
         from segkit import trainer
 
-        status = "FAILED"
+        status, opened = "FAILED", False
         try:
+            self._open_run(tags)
+            opened = True
             with sigterm_as_interrupt(), trainer.precision_policy(self.precision):
                 model, confusion = self.fit()
                 results = self.evaluate(model, confusion)
@@ -127,14 +128,22 @@ class Run:
                 raise memory from error
             raise
         finally:
-            try:
-                self.tracker.end(status)
-            except Exception:  # e.g. memory still short after an OOM: once more, freed
-                gc.collect()
-                self.tracker.end(status)
-            resume.save_state(self.worker_dir, status=status)
+            self._end_run(status)
+            if opened:
+                resume.save_state(self.worker_dir, status=status)
             if status == "FINISHED":  # kept until now: a kill while evaluating resumes
                 shutil.rmtree(paths.backup_dir(self.worker_dir), ignore_errors=True)
+
+    def _end_run(self, status: str) -> None:
+        """End the MLflow run; a second failure is logged, not raised over the first error."""
+        try:
+            self.tracker.end(status)
+        except Exception:  # e.g. memory still short after an OOM: once more, freed
+            gc.collect()
+            try:
+                self.tracker.end(status)
+            except Exception as error:
+                log.warning("could not mark the MLflow run %s: %s", status, short_reason(error))
 
     def _record_failure(self, error: Exception) -> OutOfMemory | None:
         """Tag the run with why it failed (and the epoch it diverged in); returns the one-line
@@ -214,14 +223,12 @@ class Run:
             if self.role.multi_worker and tcfg.multi_worker.sync_batch_norm:
                 trainer.synchronize_batch_norm(model)
             confusion = trainer.compile_model(model, tcfg, cfg.dataset, steps)
-        replicas = strategy.num_replicas_in_sync
-        self.tracker.set_tags(
-            {"replicas": str(replicas), "model.parameters": str(model.count_params())}
-        )
+        replicas, parameters = strategy.num_replicas_in_sync, model.count_params()
+        self.tracker.set_tags({"replicas": str(replicas), "model.parameters": str(parameters)})
         log.info(
             "model %s: %d parameters, %d replica(s), precision %s",
             model.name,
-            model.count_params(),
+            parameters,
             replicas,
             self.precision,
         )
@@ -372,8 +379,7 @@ class Run:
         return name if job is None else f"{name}-{job.num}"
 
     def _params(self) -> dict[str, str]:
-        params = flatten(to_container(self.cfg))
-        params["precision"] = self.precision
+        params = {**self.config_flat, "precision": self.precision}
         params.update({f"data.{k}_samples": str(v) for k, v in self.index.counts().items()})
         return params
 

@@ -31,11 +31,11 @@ from segkit import hydra_job, sweep_summary
 from segkit.config import option_value, validate
 from segkit.errors import CallbackAbort, ConfigError, SegkitError, short_reason
 from segkit.interrupts import sigterm_as_interrupt
+from segkit.resume import STATE_DIR, write_json
 from segkit.tracking import PARENT_TAG, final_metric_name, is_local_store, make_tracker
 
 log = logging.getLogger(__name__)
 
-STATE_DIR = ".segkit"
 PARENT_FILE = "parent_run.json"
 JOBS_DIR = "jobs"
 # Hydra's sequential launcher; every other launcher (joblib, submitit, ray, ...) runs jobs at once.
@@ -114,7 +114,7 @@ class SweepCallback(Callback):
         state = self._sweep_dir / STATE_DIR
         state.mkdir(parents=True, exist_ok=True)
         record = {"run_id": tracker.run_id, "uri": tracking.uri, "experiment": tracking.experiment}
-        (state / PARENT_FILE).write_text(json.dumps(record))
+        write_json(state / PARENT_FILE, record)  # every job reads it
         log.info("sweep parent run %s in %s", tracker.run_id, tracking.uri)
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:

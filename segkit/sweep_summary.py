@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from segkit.config import metric_direction
+from segkit.resume import write_json
 from segkit.tracking import final_metric_name
 
 FIXED_COLUMNS = ("job", "status", "run_id", "returned", "overrides")
@@ -36,11 +37,8 @@ class JobRow:
 
 def write_job_record(folder: Path, job: int, record: dict[str, Any]) -> Path:
     """Write one job's outcome as ``<folder>/<job>.json`` (whole, or not at all)."""
-    folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{job}.json"
-    partial = path.with_suffix(".json.partial")
-    partial.write_text(json.dumps(record))
-    partial.replace(path)  # atomic: a reader never sees half a file
+    write_json(path, record)  # atomic: a reader never sees half a file
     return path
 
 
@@ -62,7 +60,7 @@ def build_rows(records_dir: Path, runs: list[Any]) -> list[JobRow]:
         row = rows.setdefault(job, JobRow(job, "", tags.get("hydra.overrides", "")))
         row.run_id, row.status = run.info.run_id, run.info.status
         row.error = row.error or tags.get("failure_reason", "")
-        row.metrics = {k: v for k, v in run.data.metrics.items() if _is_final_score(k)}
+        row.metrics = {k: v for k, v in run.data.metrics.items() if is_final_score(k)}
     ordered = sorted(rows.values(), key=lambda r: r.job)
     _drop_common_overrides(ordered)
     return ordered
@@ -118,7 +116,7 @@ def _drop_common_overrides(rows: list[JobRow]) -> None:
         row.overrides = " ".join(o for o in row.overrides.split() if o not in common)
 
 
-def _is_final_score(key: str) -> bool:
+def is_final_score(key: str) -> bool:
     """``best/val/dice`` and ``test/dice``; not the per-class ``test/dice/<class>``."""
     parts = key.split("/")
     return (parts[0] == "best" and len(parts) == 3) or (parts[0] == "test" and len(parts) == 2)

@@ -64,6 +64,15 @@ def is_local_store(uri: str) -> bool:
     return scheme in ("", "file", "sqlite") or len(scheme) == 1  # "C:" is a Windows path
 
 
+def check_existing_store(uri: str, key: str, timeout: float = 5.0) -> None:
+    """Raise a one-line ``ConfigError`` when a store to be read from is not there: a SQLite file
+    that does not exist (MLflow would create an empty one in the current folder and find nothing
+    in it) or a server that does not answer (MLflow's client would retry for minutes)."""
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).is_file():
+        raise ConfigError(f"{key}={uri}: no such store (run from the folder holding mlflow.db)")
+    check_server(uri, timeout)
+
+
 def check_server(uri: str, timeout: float) -> None:
     """Raise a one-line ``ConfigError`` when an http(s) tracking URI has no server answering.
 
@@ -165,8 +174,12 @@ class MlflowTracker(NullTracker):
         run = self.client.create_run(self._experiment_id(), run_name=run_name, tags=tags)
         self.run_id = run.info.run_id
         items = [Param(k, v[:MAX_PARAM_LENGTH]) for k, v in params.items()]
-        for i in range(0, len(items), PARAMS_PER_BATCH):
-            self.client.log_batch(self.run_id, params=items[i : i + PARAMS_PER_BATCH])
+        try:
+            for i in range(0, len(items), PARAMS_PER_BATCH):
+                self.client.log_batch(self.run_id, params=items[i : i + PARAMS_PER_BATCH])
+        except BaseException:  # the run exists: never leave it RUNNING, whoever called start
+            self.end("FAILED")
+            raise
 
     def reopen(self, run_id: str, tags: Mapping[str, str]) -> bool:
         """Continue MLflow run ``run_id`` (a resumed run): mark it RUNNING again and set tags.
@@ -239,6 +252,8 @@ class MlflowTracker(NullTracker):
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         """Set tags on the run."""
+        if self.run_id is None:  # failed before its run started: nothing to tag
+            return
         for key, value in tags.items():
             self.client.set_tag(self.run_id, key, value)
 

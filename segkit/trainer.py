@@ -415,5 +415,5 @@ def build_callbacks(
 
 def steps_per_epoch(num_samples: int, batch_size: int, limit: int | None) -> int:
     """Optimizer steps in one epoch (the last incomplete batch is dropped when training)."""
-    steps = max(1, num_samples // batch_size) if num_samples >= batch_size else 1
+    steps = max(1, num_samples // batch_size)
     return min(steps, limit) if limit else steps

@@ -236,3 +236,14 @@ def test_bad_evaluate_settings_are_one_line_errors(tmp_path):
         result = run_module("segkit.evaluate", "tracking=none", *args, cwd=tmp_path)
         assert result.returncode == 2 and expected in result.stderr, result.stderr[-2000:]
         assert "Traceback" not in result.stderr
+
+
+def test_evaluating_a_run_of_a_missing_store_creates_no_store(tmp_path):
+    result = run_module("segkit.evaluate", "run_id=0123abcd", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr[-2000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last == (
+        "segkit.evaluate: error: tracking.uri=sqlite:///mlflow.db: no such store "
+        "(run from the folder holding mlflow.db)"
+    )
+    assert not (tmp_path / "mlflow.db").exists()

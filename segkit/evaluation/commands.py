@@ -205,7 +205,8 @@ def predict(cfg: DictConfig) -> list[Path]:
         _write_mask(labels, num_classes, mask_file)
         written.append(mask_file)
         if cfg.overlays:
-            full, _ = read_image(str(path), None, 3)
+            # Decoded again only when the model's input was smaller or not RGB.
+            full = image if image.shape == (height, width, 3) else read_image(str(path), None, 3)[0]
             _write_overlay(full, labels, num_classes, ignore, output / f"{path.stem}_overlay.jpg")
     log.info("wrote %d masks to %s", len(written), output)
     return written

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from segkit.report import _save, plt
+from segkit.report import _save, label_colours, plt
 
 
 @dataclass
@@ -22,16 +22,6 @@ class GalleryItem:
     image: np.ndarray
     truth: np.ndarray
     prediction: np.ndarray
-
-
-def label_colours(num_classes: int, ignore_index: int = 255) -> np.ndarray:
-    """RGBA colour per label value (256 rows): background transparent, ignore white."""
-    palette = plt.get_cmap("tab20" if num_classes > 10 else "tab10")
-    colours = np.zeros((256, 4))
-    for k in range(1, num_classes):
-        colours[k] = (*palette((k - 1) % palette.N)[:3], 1.0)
-    colours[ignore_index] = (1.0, 1.0, 1.0, 1.0)
-    return colours
 
 
 def plot_dice_histogram(dice: Sequence[float], path: str | Path, title: str = "") -> Path:

@@ -16,6 +16,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from segkit.errors import ConfigError
+from segkit.tracking import check_existing_store
 
 log = logging.getLogger(__name__)
 # Where segkit.run logs the best checkpoint and the resolved config of a training run.
@@ -93,6 +94,7 @@ def resolve(model: str | None, run_id: str | None, tracking_uri: str, workdir: P
 def _client(tracking_uri: str):
     from mlflow import MlflowClient
 
+    check_existing_store(tracking_uri, "tracking.uri")
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 
