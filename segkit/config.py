@@ -73,10 +73,15 @@ class ScheduleName(StrEnum):
 
 
 class MonitorMode(StrEnum):
-    """Whether a larger or a smaller monitored value is better."""
+    """Whether a larger or a smaller monitored value is better (auto: min for a loss)."""
 
+    auto = "auto"
     max = "max"
     min = "min"
+
+
+# The scores logged for every epoch (train/<score>, val/<score>) and returned at the end.
+EPOCH_SCORES = ("loss", "dice", "miou", "pixel_accuracy")
 
 
 class ResizePolicy(StrEnum):
@@ -350,7 +355,7 @@ class TrainerConfig:
     loss_options: LossOptions = field(default_factory=LossOptions)
     # Metric that picks the best checkpoint and drives early stopping, as logged (val/...).
     monitor: str = "val/dice"
-    monitor_mode: MonitorMode = MonitorMode.max
+    monitor_mode: MonitorMode = MonitorMode.auto
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
     # Cap on batches per epoch (smoke runs); null = the whole split.
     limit_train_batches: int | None = None
@@ -577,16 +582,13 @@ def validate(cfg: DictConfig) -> None:
         for key in ("epochs", "batch_size", "backup_every_steps"):
             if trainer[key] is not None and trainer[key] < 1:
                 raise ConfigError(f"trainer.{key}={trainer[key]}: expected >= 1")
-        if not trainer.monitor.startswith("val/"):
+        monitors = [f"val/{score}" for score in EPOCH_SCORES]
+        if trainer.monitor not in monitors:
             raise ConfigError(
-                f"trainer.monitor={trainer.monitor!r}: expected a validation metric such as "
-                "val/dice, val/miou, val/pixel_accuracy or val/loss"
+                f"trainer.monitor={trainer.monitor!r}: expected one of {', '.join(monitors)}"
             )
-    if "optimized_metric" in cfg and not str(cfg.optimized_metric).startswith(("val/", "test/")):
-        raise ConfigError(
-            f"optimized_metric={cfg.optimized_metric!r}: expected a final score such as "
-            "val/dice, val/miou, val/loss or test/dice"
-        )
+    if "optimized_metric" in cfg:
+        _check_optimized_metric(str(cfg.optimized_metric), cfg.get("dataset"))
     if "tracking" in cfg and cfg.tracking.server_timeout <= 0:
         raise ConfigError(f"tracking.server_timeout={cfg.tracking.server_timeout}: expected > 0")
 
@@ -700,6 +702,31 @@ def _check_known_keys(node: DictConfig, path: str) -> None:
         child = node._get_node(key)
         if isinstance(child, DictConfig) and not child._is_none() and not child._is_missing():
             _check_known_keys(child, f"{path}{key}.")
+
+
+def _check_optimized_metric(metric: str, dataset: DictConfig | None) -> None:
+    """A final score a run returns: ``val|test/<score>`` or ``val|test/<dice|iou>/<class>``."""
+    split, _, rest = metric.partition("/")
+    score, _, class_name = rest.partition("/")
+    names = [str(n) for n in (dataset.get("class_names") or [])] if dataset is not None else []
+    if split in ("val", "test") and (
+        (not class_name and score in EPOCH_SCORES)
+        or (score in ("dice", "iou") and (class_name in names or not names) and class_name)
+    ):
+        return
+    per_class = f"val/dice/{names[-1]}" if names else "val/dice/<class name>"
+    raise ConfigError(
+        f"optimized_metric={metric!r}: expected val/ or test/ followed by one of "
+        f"{', '.join(EPOCH_SCORES)}, or a class's score such as {per_class}"
+    )
+
+
+def monitor_mode(trainer: DictConfig) -> str:
+    """``max`` or ``min`` for ``trainer.monitor``: as configured, or (auto) min for a loss."""
+    mode = option_value(trainer.monitor_mode)
+    if mode != MonitorMode.auto.value:
+        return mode
+    return "min" if metric_direction(str(trainer.monitor)) == "minimize" else "max"
 
 
 def metric_direction(metric: str) -> str:

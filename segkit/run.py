@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 import segkit
 from segkit import hydra_job, paths, resume
 from segkit.cluster import resolve_role
-from segkit.config import option_value, to_container, validate
+from segkit.config import EPOCH_SCORES, option_value, to_container, validate
 from segkit.data import DatasetIndex, load_index
 from segkit.errors import ConfigError, OutOfMemory, TrainingDiverged, out_of_memory, short_reason
 from segkit.interrupts import StopRequest, sigterm_as_interrupt, stop_at_next_step
@@ -37,7 +37,6 @@ from segkit.tracking import (
 )
 
 log = logging.getLogger(__name__)
-SCORES = ("loss", "dice", "miou", "pixel_accuracy")
 
 
 class Run:
@@ -295,7 +294,7 @@ class Run:
             if not self.index.splits.get(split):
                 continue
             logs = model.evaluate(self._eval_dataset(split), return_dict=True, verbose=0)
-            split_scores = {f"{split}/{k}": float(logs[k]) for k in SCORES}
+            split_scores = {f"{split}/{k}": float(logs[k]) for k in EPOCH_SCORES}
             per_class = scores_numpy(confusion.matrix.numpy())
             for i, name in enumerate(names):
                 for kind in ("dice", "iou"):

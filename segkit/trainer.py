@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 
 from segkit.checkpoints import AtomicModelCheckpoint, Backup, StopOnSignal
 from segkit.cluster import ClusterRole
-from segkit.config import option_value, to_container
+from segkit.config import monitor_mode, option_value, to_container
 from segkit.errors import ConfigError
 from segkit.interrupts import StopRequest
 from segkit.loss_schemas import parse_loss
@@ -384,7 +384,7 @@ def build_callbacks(
         stop: set by Ctrl-C / SIGTERM during fit; training then stops after a backup.
     """
     monitor = keras_name(str(trainer.monitor))
-    mode = option_value(trainer.monitor_mode)
+    mode = monitor_mode(trainer)
     callbacks: list[keras.callbacks.Callback] = [
         Throughput(int(trainer.batch_size)),
         keras.callbacks.TerminateOnNaN(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ from omegaconf import OmegaConf, open_dict
 
 from helpers import REPO, compose_config, run_module
 from segkit.cli import CONF_DIR, one_line
-from segkit.config import metric_direction, validate
+from segkit.config import metric_direction, monitor_mode, validate
 from segkit.errors import ConfigError
 from segkit.loss_schemas import parse_loss
 
@@ -230,6 +231,38 @@ def test_search_direction_follows_the_metric():
 def test_optimized_metric_must_be_a_final_score():
     with pytest.raises(ConfigError, match="optimized_metric='train/loss'"):
         validate(compose_config(["optimized_metric=train/loss"]))
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("optimized_metric=val/dcie", "optimized_metric='val/dcie'"),
+        ("optimized_metric=test/dice/tumour", "val/dice/blob"),
+        ("trainer.monitor=val/dcie", "trainer.monitor='val/dcie'"),
+        ("trainer.monitor=val/dice/blob", "val/pixel_accuracy"),
+    ],
+)
+def test_misspelt_metric_is_refused_before_training(override, key):
+    """A score no run logs would fail only after training: it is refused at composition."""
+    with pytest.raises(ConfigError, match=re.escape(key)):
+        validate(compose_config([override]))
+
+
+def test_a_class_score_can_be_optimised():
+    names = compose_config([]).dataset.class_names
+    validate(compose_config([f"optimized_metric=test/iou/{names[-1]}"]))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "mode"),
+    [
+        ([], "max"),
+        (["trainer.monitor=val/loss"], "min"),
+        (["trainer.monitor=val/loss", "trainer.monitor_mode=max"], "max"),
+    ],
+)
+def test_monitor_mode_follows_the_metric_unless_set(overrides, mode):
+    assert monitor_mode(compose_config(overrides).trainer) == mode
 
 
 def test_missing_plugin_is_named_with_the_install_command():

@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pytest
 from mlflow import MlflowClient
+from omegaconf import OmegaConf
 from PIL import Image
 
 from helpers import TINY_MODELS, compose_config, run_module
@@ -247,3 +248,18 @@ def test_evaluating_a_run_of_a_missing_store_creates_no_store(tmp_path):
         "(run from the folder holding mlflow.db)"
     )
     assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_a_run_logged_before_newer_dataset_keys_still_evaluates_and_predicts():
+    """An older run's config.yaml lacks keys added since; evaluate and predict fill the
+    schema's defaults in rather than failing on the missing key."""
+    from segkit.evaluation.commands import _run_dataset
+    from segkit.evaluation.model_io import ModelSource
+
+    old = OmegaConf.create(
+        {"dataset": {"name": "isic", "root": "/data/isic", "image_size": 64, "num_classes": 2}}
+    )
+    dataset = _run_dataset(ModelSource(model=None, description="run x", config=old))
+    assert (dataset.root, dataset.image_size, dataset.resize.value) == ("/data/isic", 64, "resize")
+    assert "rescale" in dataset and dataset.ignore_index == 255
+    assert _run_dataset(ModelSource(model=None, description="a.keras")) is None

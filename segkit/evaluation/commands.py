@@ -122,10 +122,7 @@ def _dataset(cfg: DictConfig, source: model_io.ModelSource) -> DictConfig:
     split files, so the split is exactly the one the run held out)."""
     if cfg.dataset is not None:
         dataset = cfg.dataset
-    elif source.config is not None and "dataset" in source.config:
-        name = str(source.config.dataset.name)
-        schema = OmegaConf.structured(SCHEMAS["dataset"][name])
-        dataset = OmegaConf.merge(schema, source.config.dataset)
+    elif (dataset := _run_dataset(source)) is not None:
         if source.splits is not None:
             dataset.split.files = str(source.splits)
     else:
@@ -137,6 +134,15 @@ def _dataset(cfg: DictConfig, source: model_io.ModelSource) -> DictConfig:
         dataset = OmegaConf.merge(dataset, {"root": str(cfg.dataset_root)})
     validate(OmegaConf.create({"dataset": dataset}))
     return dataset
+
+
+def _run_dataset(source: model_io.ModelSource) -> DictConfig | None:
+    """The training run's dataset node merged into today's schema (a run logged by an older
+    segkit lacks the keys added since), or None without a training config."""
+    if source.config is None or "dataset" not in source.config:
+        return None
+    schema = OmegaConf.structured(SCHEMAS["dataset"][str(source.config.dataset.name)])
+    return OmegaConf.merge(schema, source.config.dataset)
 
 
 def _tracking(cfg: DictConfig, source: model_io.ModelSource) -> DictConfig:
@@ -183,8 +189,8 @@ def predict(cfg: DictConfig) -> list[Path]:
         source = model_io.resolve(cfg.model_path, cfg.run_id, str(cfg.tracking.uri), Path(workdir))
     model = source.model
     output.mkdir(parents=True, exist_ok=True)
-    if source.config is not None:
-        dataset = source.config.dataset
+    dataset = _run_dataset(source)
+    if dataset is not None:
         policy = Policy.from_config(dataset)
         num_classes, ignore = int(dataset.num_classes), int(dataset.ignore_index)
     else:
