@@ -65,6 +65,8 @@ def user_errors_exit(prog: str) -> Callable[[Callable], Callable]:
     """
     from functools import wraps
 
+    from omegaconf.errors import MissingMandatoryValue
+
     from segkit.errors import SegkitError
     from segkit.hydra_job import sweep_job
 
@@ -73,7 +75,8 @@ def user_errors_exit(prog: str) -> Callable[[Callable], Callable]:
         def wrapper(*args, **kwargs):
             try:
                 return task(*args, **kwargs)
-            except SegkitError as error:
+            # A `???` value the user did not set (dataset.root of a recipe) is theirs to fix too.
+            except (SegkitError, MissingMandatoryValue) as error:
                 if sweep_job() is not None:
                     raise
                 print(f"{prog}: error: {one_line(error)}", file=sys.stderr)

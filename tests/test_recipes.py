@@ -10,7 +10,7 @@ import pytest
 from omegaconf import OmegaConf
 
 import tiny_datasets
-from helpers import compose_config
+from helpers import compose_config, run_module
 from segkit.cli import CONF_DIR
 from segkit.config import validate
 from segkit.run import train
@@ -167,3 +167,11 @@ def test_smoke_counterpart_trains_one_step(recipe, tmp_path, cache_dir):
     assert run.data.tags["recipe"] == f"{recipe}_smoke"
     assert run.data.params["model.name"] == leaves(recipe_config(recipe))["model.name"]
     assert len(client.get_metric_history(run.info.run_id, "train/loss")) == 1
+
+
+def test_recipe_without_its_data_is_one_line_naming_dataset_root(tmp_path):
+    result = run_module("segkit.train", "experiment=isic_improved_unet", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    assert "dataset.root" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "mlflow.db").exists()
