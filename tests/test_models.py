@@ -11,7 +11,11 @@ from segkit import trainer
 from segkit.errors import ConfigError
 from segkit.models import MODELS, build_model
 from segkit.models.improved_unet import build_improved_unet
-from segkit.models.mobilenet_unet import SKIP_LAYERS, build_mobilenet_unet
+from segkit.models.mobilenet_unet import (
+    FROM_SCRATCH_BN_MOMENTUM,
+    SKIP_LAYERS,
+    build_mobilenet_unet,
+)
 from segkit.models.unet import build_unet
 from segkit.trainer import precision_policy
 
@@ -139,10 +143,20 @@ def test_mobilenet_encoder_loads_a_local_weights_file_and_can_be_frozen(tmp_path
                 keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b)
             )
     assert not encoder.trainable
+    # Pretrained statistics keep MobileNetV2's slow averaging; random ones get Keras' default.
+    assert bn_momenta(frozen) == {0.999}
+    assert bn_momenta(tiny("mobilenet_unet", 2)) == {FROM_SCRATCH_BN_MOMENTUM}
     trainable = {id(w) for w in frozen.trainable_weights}
     assert trainable and not trainable & {id(w) for w in encoder.weights}
     with pytest.raises(ConfigError, match=r"model\.encoder\.weights=.*missing\.h5: no such file"):
         tiny("mobilenet_unet", 2, encoder={"weights": str(tmp_path / "missing.h5")})
+
+
+def bn_momenta(model) -> set[float]:
+    """The momenta of the batch norms in a model's encoder."""
+    encoder = model.get_layer("encoder")
+    norms = [x for x in encoder.layers if isinstance(x, keras.layers.BatchNormalization)]
+    return {norm.momentum for norm in norms}
 
 
 @pytest.mark.parametrize("name", sorted(TINY))

@@ -22,6 +22,8 @@ from keras import layers
 from segkit.model_schemas import encoder_weights_file
 from segkit.models.blocks import ENCODER, output_activation, output_channels
 
+# Batch-norm momentum of an encoder trained from random weights (see mobilenet_encoder).
+FROM_SCRATCH_BN_MOMENTUM = 0.99
 # MobileNetV2 layers whose outputs are the skips, at 1/2, 1/4, 1/8, 1/16 and 1/32 of the input.
 SKIP_LAYERS = (
     "block_1_expand_relu",
@@ -99,5 +101,14 @@ def mobilenet_encoder(size: tuple[int, int], weights: str | None, alpha: float) 
     base = keras.applications.MobileNetV2(
         input_tensor=image, include_top=False, weights=weights, alpha=alpha
     )
+    if weights is None:
+        # MobileNetV2's batch norms average their statistics with momentum 0.999, made for long
+        # ImageNet training or pretrained statistics. From random weights on a small dataset the
+        # moving averages then still mostly hold their initial values after hundreds of steps,
+        # and evaluation sees wrong statistics (validation Dice 0 after 450 steps on the DSB
+        # sample); Keras' default 0.99 forgets them within a few hundred steps.
+        for layer in base.layers:
+            if isinstance(layer, layers.BatchNormalization):
+                layer.momentum = FROM_SCRATCH_BN_MOMENTUM
     outputs = [base.get_layer(name).output for name in SKIP_LAYERS]
     return keras.Model(image, outputs, name=ENCODER)
