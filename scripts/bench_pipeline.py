@@ -31,10 +31,11 @@ import gc
 import json
 import os
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from child_measure import measure_in_child
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "isic2018_fullres"
@@ -67,16 +68,12 @@ def main() -> None:
 
 def run_child(loader: str, scale: int, args) -> dict:
     """One measurement in a fresh process (honest peak memory)."""
-    command = [
-        sys.executable, __file__, "--child", loader, "--repeat", str(scale),
-        "--data", str(args.data), "--size", str(args.size), "--batch", str(args.batch),
-        "--images", str(args.images),
+    child_args = [
+        loader, "--repeat", str(scale), "--data", str(args.data), "--size", str(args.size),
+        "--batch", str(args.batch), "--images", str(args.images),
     ]  # fmt: skip
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
-    if done.returncode:
-        sys.exit(f"bench_pipeline: {loader} at {scale}x failed:\n{done.stderr[-3000:]}")
-    return {"loader": loader, "scale": scale, **json.loads(done.stdout.strip().splitlines()[-1])}
+    measured = measure_in_child(__file__, child_args, f"{loader} at {scale}x")
+    return {"loader": loader, "scale": scale, **measured}
 
 
 def measure(loader: str, args) -> dict:

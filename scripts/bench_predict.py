@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from child_measure import measure_in_child
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "isic2018_fullres"
@@ -48,13 +48,8 @@ def main() -> None:
         sys.exit(f"bench_predict: {args.data} not found (set --data)")
     rows = []
     for mode in args.modes:
-        command = [sys.executable, __file__, "--child", mode, "--data", str(args.data)]
-        command += ["--size", str(args.size), "--images", str(args.images)]
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-        out = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
-        if out.returncode != 0:
-            sys.exit(f"bench_predict: {mode} failed:\n{out.stderr[-2000:]}")
-        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        child_args = [mode, "--data", str(args.data), "--size", str(args.size)]
+        rows.append(measure_in_child(__file__, [*child_args, "--images", str(args.images)], mode))
     base = rows[0]
     print(f"{len(rows)} modes, {base['images']} images, {base['pixels'] / 1e6:.1f} MP in all")
     header = (
