@@ -126,10 +126,7 @@ def read_mask(
         raw = _read_mask_file(path, sample.page, colour)
         expected = size or (union.shape[:2] if union is not None else raw.shape[:2])
         if raw.shape[:2] != expected:
-            raise DataError(
-                f"{sample.describe(path)}: mask is {_size(raw.shape)} but image "
-                f"{sample.describe(sample.image)} is {_size(expected)}"
-            )
+            raise DataError(size_mismatch(sample, path, raw.shape, expected))
         if union is None:
             union = np.array(raw) if len(sample.mask_files) > 1 else raw
         else:
@@ -240,6 +237,14 @@ def _to_channels(array: np.ndarray, channels: int) -> np.ndarray:
     if channels == 3:
         return np.repeat(array, 3, axis=2)
     return cv2.cvtColor(np.ascontiguousarray(array), cv2.COLOR_RGB2GRAY)[..., None]
+
+
+def size_mismatch(sample: Sample, mask: str, mask_shape, image_shape) -> str:
+    """The problem of a mask file whose size differs from its image's (shapes as (h, w, ...))."""
+    return (
+        f"{sample.describe(mask)}: mask is {_size(mask_shape)} but image "
+        f"{sample.describe(sample.image)} is {_size(image_shape)}"
+    )
 
 
 def _size(shape) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from segkit.data.index import DatasetIndex, Sample, assemble_splits, is_image
+from segkit.data.index import DatasetIndex, Sample, assemble_splits, dataset_root, is_image
 from segkit.errors import DataError
 
 
@@ -24,9 +24,7 @@ def index_dsb2018(cfg: DictConfig) -> DatasetIndex:
     Raises:
         DataError: the root or the subset folder is missing, or holds no sample folders.
     """
-    root = Path(cfg.root).expanduser()
-    if not root.is_dir():
-        raise DataError(f"dataset.root={root}: folder not found")
+    root = dataset_root(cfg.root)
     folder = root / cfg.subset if (root / cfg.subset).is_dir() else root
     folders = [p for p in sorted(folder.iterdir()) if (p / "images").is_dir()]
     if not folders:

@@ -62,38 +62,57 @@ def output_scale(policy: Policy, height: int, width: int) -> float:
 
 def request(policy: Policy, height: int, width: int) -> tuple[int, int]:
     """The smallest (height, width) to decode an image at that loses no output detail."""
-    scale = min(1.0, output_scale(policy, height, width))
+    return decode_size(height, width, output_scale(policy, height, width))
+
+
+def decode_size(height: int, width: int, scale: float) -> tuple[int, int]:
+    """The smallest (height, width) that holds an image scaled by ``scale`` (never upscaled)."""
+    scale = min(1.0, scale)
     return max(1, math.ceil(height * scale)), max(1, math.ceil(width * scale))
 
 
-def fit(image: np.ndarray, mask: np.ndarray, policy: Policy) -> tuple[np.ndarray, np.ndarray]:
-    """Apply the deterministic part of a policy to an image [H, W, C] and its mask [H, W]."""
-    height, width = image.shape[:2]
+def scaled_size(policy: Policy, height: int, width: int) -> tuple[int, int]:
+    """(height, width) of an image at the policy's working scale (letterbox and crop policies),
+    before padding or cropping."""
+    scale = output_scale(policy, height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def letterbox_offsets(policy: Policy, height: int, width: int) -> tuple[int, int]:
+    """(top, left) of a scaled (height, width) image inside the letterboxed square."""
+    return (policy.size - height) // 2, (policy.size - width) // 2
+
+
+def fit(
+    image: np.ndarray, mask: np.ndarray | None, policy: Policy
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Apply the deterministic part of a policy to an image [H, W, C] and its mask [H, W]
+    (None: the image alone)."""
     size = policy.size
     if policy.resize == "resize":
         return _resize(image, mask, size, size)
-    scale = output_scale(policy, height, width)
-    new_h = max(1, round(height * scale))
-    new_w = max(1, round(width * scale))
-    if policy.crops:
-        return (image, mask) if scale == 1.0 else _resize(image, mask, new_h, new_w)
+    new_h, new_w = scaled_size(policy, *image.shape[:2])
     image, mask = _resize(image, mask, new_h, new_w)
-    top, left = (size - new_h) // 2, (size - new_w) // 2
+    if policy.crops:
+        return image, mask
+    top, left = letterbox_offsets(policy, new_h, new_w)
     borders = (top, size - new_h - top, left, size - new_w - left)
     image = cv2.copyMakeBorder(
         image, *borders, cv2.BORDER_CONSTANT, value=(policy.pad_value,) * image.shape[2]
     ).reshape(size, size, image.shape[2])
-    mask = cv2.copyMakeBorder(mask, *borders, cv2.BORDER_CONSTANT, value=policy.ignore_index)
+    if mask is not None:
+        mask = cv2.copyMakeBorder(mask, *borders, cv2.BORDER_CONSTANT, value=policy.ignore_index)
     return image, mask
 
 
 def _resize(
-    image: np.ndarray, mask: np.ndarray, height: int, width: int
-) -> tuple[np.ndarray, np.ndarray]:
+    image: np.ndarray, mask: np.ndarray | None, height: int, width: int
+) -> tuple[np.ndarray, np.ndarray | None]:
     if image.shape[:2] == (height, width):
         return image, mask
     image = resize_image(image, height, width)
-    mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_NEAREST)
+    if mask is not None:
+        mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_NEAREST)
     return image, mask
 
 
@@ -103,7 +122,7 @@ def fit_image(image: np.ndarray, policy: Policy) -> np.ndarray:
     Crop policies return the image at the working scale uncropped (``segkit.evaluation``
     slides a window over it instead of cropping its centre).
     """
-    return fit(image, np.zeros(image.shape[:2], np.uint8), policy)[0]
+    return fit(image, None, policy)[0]
 
 
 def unfit(
@@ -123,12 +142,10 @@ def unfit(
     from it).
     """
     if policy.resize == "letterbox":
-        src_h, src_w = source or (height, width)
-        scale = output_scale(policy, src_h, src_w)
-        new_h, new_w = max(1, round(src_h * scale)), max(1, round(src_w * scale))
-        top, left = (policy.size - new_h) // 2, (policy.size - new_w) // 2
+        new_h, new_w = scaled_size(policy, *(source or (height, width)))
+        top, left = letterbox_offsets(policy, new_h, new_w)
         prediction = prediction[top : top + new_h, left : left + new_w]
-    return resize_probabilities(prediction, height, width)
+    return resize_image(prediction, height, width)
 
 
 def resize_image(image: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -141,8 +158,3 @@ def resize_image(image: np.ndarray, height: int, width: int) -> np.ndarray:
     # OpenCV drops a single channel axis; put it back.
     resized = cv2.resize(image, (width, height), interpolation=interpolation)
     return resized.reshape(height, width, channels)
-
-
-def resize_probabilities(values: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Resize a [h, w, K] float map to (height, width): bilinear up, area down."""
-    return resize_image(values, height, width)

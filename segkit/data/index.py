@@ -102,6 +102,18 @@ class DatasetIndex:
         return written
 
 
+def dataset_root(root: str | Path) -> Path:
+    """``dataset.root`` as a path (``~`` expanded).
+
+    Raises:
+        DataError: it is not a folder.
+    """
+    path = Path(root).expanduser()
+    if not path.is_dir():
+        raise DataError(f"dataset.root={path}: folder not found")
+    return path
+
+
 def pair_files(
     images_dir: Path,
     masks_dir: Path,

@@ -15,12 +15,12 @@ from omegaconf import DictConfig
 
 from segkit.config import option_value
 from segkit.data import labels
-from segkit.data.index import DatasetIndex, Sample, assemble_splits, pair_files
+from segkit.data.decode import TIFF_SUFFIXES
+from segkit.data.index import DatasetIndex, Sample, assemble_splits, dataset_root, pair_files
 from segkit.errors import DataError
 
 STACKS = ("train-volume.tif", "train-labels.tif")
 FOLDERS = ("train/image", "train/label")
-TIFF_SUFFIXES = (".tif", ".tiff")
 
 
 def index_isbi(cfg: DictConfig) -> DatasetIndex:
@@ -30,9 +30,7 @@ def index_isbi(cfg: DictConfig) -> DatasetIndex:
         DataError: the root, or the stacks / folders named by ``images`` and ``masks``, are
             missing or unreadable.
     """
-    root = Path(cfg.root).expanduser()
-    if not root.is_dir():
-        raise DataError(f"dataset.root={root}: folder not found")
+    root = dataset_root(cfg.root)
     images, masks = _locate(root, cfg.images, cfg.masks)
     problems: list[str] = []
     if images.suffix.lower() in TIFF_SUFFIXES:

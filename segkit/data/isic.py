@@ -6,7 +6,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from segkit.data.index import DatasetIndex, Sample, assemble_splits, pair_files
+from segkit.data.index import DatasetIndex, Sample, assemble_splits, dataset_root, pair_files
 from segkit.errors import DataError
 
 TRAIN_IMAGES = "ISIC2018_Task1-2_Training_Input"
@@ -38,9 +38,7 @@ def index_isic_folder(root: str | Path, split) -> DatasetIndex:
     Raises:
         DataError: the root or its training folders are missing.
     """
-    root = Path(root).expanduser()
-    if not root.is_dir():
-        raise DataError(f"dataset.root={root}: folder not found")
+    root = dataset_root(root)
     if (root / TRAIN_IMAGES).is_dir():
         train_dir = TRAIN_IMAGES
         train, problems = pair_files(root / TRAIN_IMAGES, root / TRAIN_MASKS, MASK_SUFFIX)

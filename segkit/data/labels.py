@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -54,13 +55,20 @@ class LabelMap:
         bad = self.invalid_values(histogram(raw) if values is None else values)
         if bad:
             raise ValueError(self.describe_invalid(bad))
-        table = np.asarray(self.table)
-        return cv2.LUT(raw, np.where(table == INVALID, 0, table).astype(np.uint8))
+        return cv2.LUT(raw, self._lookup)
 
     def invalid_values(self, histogram: np.ndarray) -> list[int]:
         """The raw values with a non-zero count in a 256-bin ``histogram`` that are invalid."""
-        table = np.asarray(self.table)
-        return [int(v) for v in np.flatnonzero((histogram > 0) & (table == INVALID))]
+        return [int(v) for v in np.flatnonzero((histogram > 0) & self._invalid)]
+
+    # Built once per map, not per decoded mask (the pipeline calls apply for every element).
+    @cached_property
+    def _invalid(self) -> np.ndarray:
+        return np.asarray(self.table) == INVALID
+
+    @cached_property
+    def _lookup(self) -> np.ndarray:
+        return np.where(self._invalid, 0, np.asarray(self.table)).astype(np.uint8)
 
     def describe_invalid(self, values: Iterable) -> str:
         """``"values 7, 128 (expected 0/255)"``: at most 8 values listed."""

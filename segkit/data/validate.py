@@ -29,7 +29,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from segkit.config import option_value
-from segkit.data.decode import check_file_end, decode_sample, header_size
+from segkit.data.decode import check_file_end, decode_sample, header_size, size_mismatch
 from segkit.data.index import DatasetIndex, Sample, summarise
 from segkit.data.labels import LabelMap
 from segkit.errors import DataError
@@ -130,10 +130,7 @@ def check_sample(sample: Sample, labels: LabelMap, channels: int, full: bool) ->
         for path in sample.mask_files:
             mask_size = header_size(path, sample.page)
             if mask_size != image_size:
-                problems.append(
-                    f"{sample.describe(path)}: mask is {mask_size[1]}x{mask_size[0]} but image "
-                    f"{sample.describe(sample.image)} is {image_size[1]}x{image_size[0]}"
-                )
+                problems.append(size_mismatch(sample, path, mask_size, image_size))
     except DataError as error:
         problems.append(str(error))
     return problems

@@ -12,7 +12,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from segkit.data import labels
-from segkit.data.index import DatasetIndex, Sample, assemble_splits, read_ids
+from segkit.data.index import DatasetIndex, Sample, assemble_splits, dataset_root, read_ids
 from segkit.errors import DataError
 
 IMAGES = "JPEGImages"
@@ -30,9 +30,7 @@ def index_voc(cfg: DictConfig) -> DatasetIndex:
     Raises:
         DataError: the root, JPEGImages/ or the masks folder is missing.
     """
-    root = Path(cfg.root).expanduser()
-    if not root.is_dir():
-        raise DataError(f"dataset.root={root}: folder not found")
+    root = dataset_root(cfg.root)
     masks_dir = root / (SBD_MASKS if cfg.use_sbd else MASKS)
     for folder in (root / IMAGES, masks_dir):
         if not folder.is_dir():

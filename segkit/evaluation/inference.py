@@ -75,8 +75,7 @@ class Predictor:
         """The smallest (height, width) an image must be decoded at for this prediction."""
         if self.mode == "whole":
             return geometry.request(self.policy, height, width)
-        scale = min(1.0, self.working_scale(height, width))
-        return max(1, int(np.ceil(height * scale))), max(1, int(np.ceil(width * scale)))
+        return geometry.decode_size(height, width, self.working_scale(height, width))
 
     def probabilities(self, image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         """Probabilities float32 [H, W, K] at ``size`` (the original (height, width)) of an
@@ -93,7 +92,7 @@ class Predictor:
         if work.shape[:2] != (work_h, work_w):
             work = geometry.resize_image(image, work_h, work_w)
         probs = self._sliding_window(work)
-        return geometry.resize_probabilities(probs, height, width)
+        return geometry.resize_image(probs, height, width)
 
     def labels(self, probs: np.ndarray) -> np.ndarray:
         """Label map uint8 [H, W] of probabilities: thresholded (binary) or argmax."""
