@@ -708,10 +708,10 @@ def _check_optimized_metric(metric: str, dataset: DictConfig | None) -> None:
     """A final score a run returns: ``val|test/<score>`` or ``val|test/<dice|iou>/<class>``."""
     split, _, rest = metric.partition("/")
     score, _, class_name = rest.partition("/")
-    names = [str(n) for n in (dataset.get("class_names") or [])] if dataset is not None else []
+    names = class_names(dataset) if dataset is not None and "num_classes" in dataset else []
     if split in ("val", "test") and (
         (not class_name and score in EPOCH_SCORES)
-        or (score in ("dice", "iou") and (class_name in names or not names) and class_name)
+        or (score in ("dice", "iou") and class_name in names)
     ):
         return
     per_class = f"val/dice/{names[-1]}" if names else "val/dice/<class name>"
@@ -719,6 +719,11 @@ def _check_optimized_metric(metric: str, dataset: DictConfig | None) -> None:
         f"optimized_metric={metric!r}: expected val/ or test/ followed by one of "
         f"{', '.join(EPOCH_SCORES)}, or a class's score such as {per_class}"
     )
+
+
+def class_names(dataset: DictConfig) -> list[str]:
+    """The names per-class scores are logged under: ``dataset.class_names``, else the indices."""
+    return [str(n) for n in (dataset.get("class_names") or range(int(dataset.num_classes)))]
 
 
 def monitor_mode(trainer: DictConfig) -> str:

@@ -88,6 +88,18 @@ def scores_numpy(matrix) -> dict[str, float | np.ndarray]:
     return out
 
 
+def per_class_scores(split_scores: dict, names: list[str], prefix: str) -> dict[str, float]:
+    """``<prefix>/dice/<name>`` and ``<prefix>/iou/<name>`` from ``scores_numpy``'s result,
+    leaving out classes absent from both labels and predictions (NaN)."""
+    out = {}
+    for i, name in enumerate(names):
+        for kind in ("dice", "iou"):
+            value = split_scores[f"{kind}_per_class"][i]
+            if value == value:
+                out[f"{prefix}/{kind}/{name}"] = float(value)
+    return out
+
+
 class ConfusionMatrix(keras.metrics.Metric):
     """Streaming confusion matrix; its ``result()`` is one of the scores (``score``).
 

@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 import segkit
 from segkit import hydra_job, paths, resume
 from segkit.cluster import resolve_role
-from segkit.config import EPOCH_SCORES, option_value, to_container, validate
+from segkit.config import EPOCH_SCORES, class_names, option_value, to_container, validate
 from segkit.data import DatasetIndex, load_index
 from segkit.errors import ConfigError, OutOfMemory, TrainingDiverged, out_of_memory, short_reason
 from segkit.interrupts import StopRequest, sigterm_as_interrupt, stop_at_next_step
@@ -276,7 +276,7 @@ class Run:
         import keras
 
         from segkit import trainer
-        from segkit.metrics import scores_numpy
+        from segkit.metrics import per_class_scores, scores_numpy
 
         best = paths.best_checkpoint(self.output_dir)
         if self.role.multi_worker:
@@ -288,20 +288,14 @@ class Run:
             confusion = trainer.compile_model(model, self.cfg.trainer, self.cfg.dataset, 1)
         elif best.is_file():
             model.set_weights(keras.saving.load_model(best, compile=False).get_weights())
-        names = list(self.cfg.dataset.class_names or range(int(self.cfg.dataset.num_classes)))
+        names = class_names(self.cfg.dataset)
         results: dict[str, float] = {}
         for split in ("val", "test"):
             if not self.index.splits.get(split):
                 continue
             logs = model.evaluate(self._eval_dataset(split), return_dict=True, verbose=0)
-            split_scores = {f"{split}/{k}": float(logs[k]) for k in EPOCH_SCORES}
-            per_class = scores_numpy(confusion.matrix.numpy())
-            for i, name in enumerate(names):
-                for kind in ("dice", "iou"):
-                    value = per_class[f"{kind}_per_class"][i]
-                    if value == value:  # NaN: class absent from labels and predictions
-                        split_scores[f"{split}/{kind}/{name}"] = float(value)
-            results.update(split_scores)
+            results.update({f"{split}/{k}": float(logs[k]) for k in EPOCH_SCORES})
+            results.update(per_class_scores(scores_numpy(confusion.matrix.numpy()), names, split))
         epochs = len(next(iter(self.history.values()), []))
         self.tracker.log_metrics({final_metric_name(k): v for k, v in results.items()}, step=epochs)
         log.info(

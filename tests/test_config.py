@@ -251,6 +251,11 @@ def test_misspelt_metric_is_refused_before_training(override, key):
 def test_a_class_score_can_be_optimised():
     names = compose_config([]).dataset.class_names
     validate(compose_config([f"optimized_metric=test/iou/{names[-1]}"]))
+    # Without class names the scores are logged under the class indices.
+    unnamed = ["dataset.class_names=null"]
+    validate(compose_config([*unnamed, "optimized_metric=val/dice/1"]))
+    with pytest.raises(ConfigError, match="val/dice/1"):
+        validate(compose_config([*unnamed, f"optimized_metric=val/dice/{names[-1]}"]))
 
 
 @pytest.mark.parametrize(

@@ -22,13 +22,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from segkit.config import class_names
 from segkit.data.decode import header_size, read_image, read_mask
 from segkit.data.index import Sample
 from segkit.data.labels import LabelMap
 from segkit.evaluation import challenge, figures
 from segkit.evaluation.inference import Predictor
 from segkit.evaluation.postprocess import PostprocessSettings
-from segkit.metrics import scores_numpy
+from segkit.metrics import per_class_scores, scores_numpy
 
 log = logging.getLogger(__name__)
 # Side of the thumbnails kept for the gallery; bins of the precision-recall histogram.
@@ -111,7 +112,7 @@ def evaluate_split(
     """
     num_classes, ignore = int(dataset.num_classes), int(dataset.ignore_index)
     channels = int(dataset.channels)
-    names = [str(n) for n in (dataset.class_names or range(num_classes))]
+    names = class_names(dataset)
     matrix = np.zeros((num_classes, num_classes), np.int64)
     binary = num_classes == 2
     pr_hist = np.zeros((2, PR_BINS), np.int64)
@@ -153,11 +154,7 @@ def evaluate_split(
 def _split_scores(matrix, results, names, dataset, prefix) -> dict[str, float]:
     split = scores_numpy(matrix)
     out = {f"{prefix}/{k}": split[k] for k in ("dice", "miou", "pixel_accuracy")}
-    for i, name in enumerate(names):
-        for kind in ("dice", "iou"):
-            value = split[f"{kind}_per_class"][i]
-            if value == value:
-                out[f"{prefix}/{kind}/{name}"] = float(value)
+    out.update(per_class_scores(split, names, prefix))
     if results:
         out[f"{prefix}/image_dice_mean"] = float(np.mean([r.dice for r in results]))
         out[f"{prefix}/image_iou_mean"] = float(np.mean([r.iou for r in results]))
