@@ -99,13 +99,8 @@ def fit_in_phases(
     backup = next((c for c in callbacks if isinstance(c, Backup)), None)
     # Where a killed run's backup stands: its epoch (and batches done in it) is where the
     # stream has to start so that a resumed run reads exactly what an uninterrupted one would.
+    # (segkit.run has logged the resume already.)
     position = backup.position() if backup is not None else None
-    if position is not None:
-        log.info(
-            "resuming from the backup after %d epoch(s) + %d batch(es)",
-            position.epoch,
-            position.batch,
-        )
     for phase in phases:
         if phase.start:
             with strategy.scope():

@@ -203,9 +203,7 @@ def _track(cfg: DictConfig, summary: dict, files: list[Path], output_dir: Path) 
     params = flatten({"dataset": to_container(cfg.dataset)})
     params.update({f"data.{k}_samples": str(v["samples"]) for k, v in summary["splits"].items()})
     tags = {"segkit.command": "inspect", "output_dir": str(output_dir)}
-    tracker.start(cfg.run_name or f"inspect-{cfg.dataset.name}", params, tags)
-    status = "FAILED"
-    try:
+    with tracker.running(cfg.run_name or f"inspect-{cfg.dataset.name}", params, tags):
         metrics = {"data/problems": float(summary["problems"])}
         for split, values in summary["splits"].items():
             metrics[f"data/{split}/samples"] = float(values["samples"])
@@ -214,9 +212,6 @@ def _track(cfg: DictConfig, summary: dict, files: list[Path], output_dir: Path) 
         tracker.log_metrics(metrics, step=0)
         for path in files:
             tracker.log_artifact(path, "figures" if path.suffix == ".png" else None)
-        status = "FINISHED"
-    finally:
-        tracker.end(status)
 
 
 def _table(summary: dict) -> list[str]:

@@ -16,13 +16,14 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
 
-from segkit.errors import ConfigError
+from segkit.errors import ConfigError, short_reason
 
 # MLflow's limits: a param value is at most 6000 characters; log_batch takes up to 100 params.
 MAX_PARAM_LENGTH = 6000
@@ -139,6 +140,26 @@ class NullTracker:
 
     def end(self, status: str) -> None:
         """End nothing."""
+
+    @contextmanager
+    def running(
+        self, run_name: str, params: Mapping[str, str], tags: Mapping[str, str]
+    ) -> Iterator[None]:
+        """A run for the block: FINISHED when it completes, KILLED on Ctrl-C, FAILED with a
+        ``failure_reason`` tag on an error (never left RUNNING)."""
+        self.start(run_name, params, tags)
+        status = "FAILED"
+        try:
+            yield
+            status = "FINISHED"
+        except KeyboardInterrupt:
+            status = "KILLED"
+            raise
+        except Exception as error:
+            self.set_tags({"failure_reason": short_reason(error)})
+            raise
+        finally:
+            self.end(status)
 
 
 class MlflowTracker(NullTracker):

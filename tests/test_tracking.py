@@ -118,3 +118,20 @@ def test_unreachable_server_is_a_one_line_error_naming_the_uri(tmp_path):
     assert message.startswith(f"tracking.uri={uri}: no MLflow server answers")
     assert "make server" in message and "\n" not in message
     check_server("sqlite:///x.db", timeout=1)  # not a server: nothing to check
+
+
+@pytest.mark.parametrize(
+    ("raised", "status"),
+    [(None, "FINISHED"), (ValueError, "FAILED"), (KeyboardInterrupt, "KILLED")],
+)
+def test_a_tracked_block_never_leaves_its_run_running(tmp_path, raised, status):
+    tracker = make_tracker(tracking_cfg(tmp_path))
+    try:
+        with tracker.running("block", {}, {}):
+            if raised:
+                raise raised("bad input.png")
+    except (ValueError, KeyboardInterrupt):
+        pass
+    run = MlflowClient(tracking_cfg(tmp_path).uri).get_run(tracker.run_id)
+    assert run.info.status == status
+    assert ("failure_reason" in run.data.tags) == (status == "FAILED")

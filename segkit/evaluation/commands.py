@@ -20,7 +20,7 @@ from segkit import hydra_job
 from segkit.config import SCHEMAS, option_value, to_container, validate
 from segkit.data.geometry import Policy
 from segkit.data.index import SPLITS, is_image
-from segkit.errors import ConfigError, DataError, short_reason
+from segkit.errors import ConfigError, DataError
 from segkit.evaluation import model_io
 from segkit.evaluation.inference import Predictor, settings_from_config
 from segkit.evaluation.postprocess import PostprocessSettings
@@ -73,9 +73,7 @@ def _evaluate(cfg, settings, post, output_dir: Path, workdir: Path) -> dict[str,
         }
     )
     tags = {"segkit.kind": "evaluation", "output_dir": str(output_dir)}
-    tracker.start(cfg.run_name or f"evaluate-{cfg.split}", params, tags)
-    status = "FAILED"
-    try:
+    with tracker.running(cfg.run_name or f"evaluate-{cfg.split}", params, tags):
         result = evaluate_split(
             samples,
             index.labels,
@@ -89,15 +87,6 @@ def _evaluate(cfg, settings, post, output_dir: Path, workdir: Path) -> dict[str,
         tracker.log_metrics(result.scores, step=0)
         for path in result.files:
             tracker.log_artifact(path, "figures" if path.suffix == ".png" else None)
-        status = "FINISHED"
-    except KeyboardInterrupt:
-        status = "KILLED"
-        raise
-    except Exception as error:
-        tracker.set_tags({"failure_reason": short_reason(error)})
-        raise
-    finally:
-        tracker.end(status)
     log.info(
         "%s at original resolution (%d images): %s",
         cfg.split,
