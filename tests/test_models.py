@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from helpers import compose_config
+from helpers import REPO, compose_config
 from segkit import trainer
 from segkit.errors import ConfigError
 from segkit.models import MODELS, build_model
@@ -212,3 +212,17 @@ def test_every_model_takes_a_finite_training_step(name, policy):
     if policy == "mixed_float16":
         assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
     assert np.isfinite(logs["loss"]).all() and 0.0 <= logs["dice"][0] <= 1.0
+
+
+def test_a_model_saved_before_the_package_layout_moved_still_loads():
+    """``tests/data/pre_layout_unet.keras`` was saved by segkit before its modules moved into
+    stage packages (commit ffa89e5): a tiny UNet compiled with segkit's loss, metrics and a
+    fine-tuning phase's scaled cosine schedule. It loads as evaluate and predict load models
+    (safe mode, not compiled) and predicts exactly what it predicted then."""
+    from segkit.evaluation.model_io import load_keras
+
+    data = REPO / "tests" / "data"
+    model = load_keras(data / "pre_layout_unet.keras")
+    x = np.random.default_rng(0).random((2, 32, 32, 3)).astype("float32")
+    expected = np.load(data / "pre_layout_unet_predictions.npy")
+    np.testing.assert_allclose(model.predict_on_batch(x), expected, rtol=0, atol=1e-6)
