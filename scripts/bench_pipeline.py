@@ -115,7 +115,7 @@ def file_pairs(root: Path) -> list[tuple[str, str]]:
     """(image, mask) paths of the ISIC training folders, via segkit's own index."""
     from omegaconf import OmegaConf
 
-    from segkit.data.isic import index_isic_folder
+    from segkit.data.formats.isic import index_isic_folder
 
     split = OmegaConf.create({"val": 0.0, "test": 0.0, "seed": 0, "files": None})
     return [(s.image, s.mask) for s in index_isic_folder(root, split).samples()]
@@ -124,7 +124,8 @@ def file_pairs(root: Path) -> list[tuple[str, str]]:
 def segkit_batches(pairs, args, epochs, cache_dir=None):
     from omegaconf import OmegaConf
 
-    from segkit.config import IsicDatasetConfig, StandardAugmentConfig
+    from segkit.config.augment import StandardAugmentConfig
+    from segkit.config.dataset import IsicDatasetConfig
     from segkit.data.index import Sample
     from segkit.data.pipeline import make_dataset
 
@@ -151,7 +152,7 @@ def seed_batches(pairs, args, epochs):
     import numpy as np
     from omegaconf import OmegaConf
 
-    from segkit.config import StandardAugmentConfig
+    from segkit.config.augment import StandardAugmentConfig
     from segkit.data.augment import standard
 
     class SeedLoader(keras.utils.PyDataset):

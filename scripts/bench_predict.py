@@ -71,10 +71,11 @@ def measure(mode: str, args) -> dict:
     import numpy as np
     from omegaconf import OmegaConf
 
-    from segkit.config import SCHEMAS
+    from segkit.config.inference import InferenceConfig
+    from segkit.config.store import SCHEMAS
     from segkit.data.decode import header_size, read_image
     from segkit.data.geometry import Policy
-    from segkit.evaluation.inference import InferenceSettings, Predictor
+    from segkit.evaluation.inference import Predictor
     from segkit.models import build_model
 
     images = sorted((args.data / "ISIC2018_Task1-2_Training_Input").glob("*.jpg"))[: args.images]
@@ -85,7 +86,7 @@ def measure(mode: str, args) -> dict:
     )
     model = build_model(model_cfg, dataset_cfg)
     tiled = mode.startswith("tiled")
-    settings = InferenceSettings(
+    settings = InferenceConfig(
         mode="tiled" if tiled else "whole", scale=float(mode.split("-")[1]) if tiled else None
     )
     predictor = Predictor(model, Policy("resize", args.size), settings)

@@ -4,16 +4,16 @@ For every model and precision policy, in one process and side by side (timings o
 machine drift, so only compare rows of one run), two trainings of the same model on the same
 tf.data input:
 
-- ``segkit``: ``Run(cfg).execute()``, i.e. ``segkit.run.train``: the configured loss, the
+- ``segkit``: ``Run(cfg).execute()``, i.e. ``segkit.app.run.train``: the configured loss, the
   confusion-matrix metrics, validation, checkpoints, backups, everything; its speed is the
   ``train/images_per_second`` it logs;
 - ``bare``: the model from the same builder and the same ``make_dataset`` batches, compiled with
   Adam and Keras' own cross-entropy and no metrics, fitted with nothing but a timer.
 
-Both are timed by ``segkit.trainer.Throughput`` (training batches only, validation excluded); the
-first epoch (graph tracing) is dropped and the best of the other epochs, over all rounds, is
-reported: other jobs on the machine can only slow an epoch down, so the best one is the closest to
-the speed of a quiet machine (the reasoning of ``timeit``).
+Both are timed by ``segkit.training.callbacks.Throughput`` (training batches only, validation
+excluded); the first epoch (graph tracing) is dropped and the best of the other epochs, over all
+rounds, is reported: other jobs on the machine can only slow an epoch down, so the best one is
+the closest to the speed of a quiet machine (the reasoning of ``timeit``).
 
     python scripts/bench_train.py                        # 3 models x float32/auto, 128 px
     python scripts/bench_train.py --models unet --epochs 4 --precisions float32,mixed_bfloat16
@@ -33,11 +33,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402  (after the log level)
 from omegaconf import OmegaConf  # noqa: E402
 
-from segkit import precision, trainer  # noqa: E402
-from segkit.cli import CONF_DIR  # noqa: E402
-from segkit.config import register_configs  # noqa: E402
+from segkit.app import run_steps  # noqa: E402
+from segkit.app.cli import CONF_DIR  # noqa: E402
+from segkit.app.run import Run  # noqa: E402
+from segkit.config.store import register_configs  # noqa: E402
 from segkit.models import build_model  # noqa: E402
-from segkit.run import Run  # noqa: E402
+from segkit.training import precision  # noqa: E402
+from segkit.training.callbacks import Throughput  # noqa: E402
+from segkit.training.fit import steps_per_epoch  # noqa: E402
+from segkit.training.precision import precision_policy  # noqa: E402
 
 
 def compose(overrides: list[str]):
@@ -62,7 +66,7 @@ def bench_segkit(cfg, policy: str) -> list[float]:
 def bench_bare(cfg, policy: str) -> list[float]:
     tcfg = cfg.trainer
     keras.utils.set_random_seed(int(cfg.seed))
-    with trainer.precision_policy(policy):
+    with precision_policy(policy):
         model = build_model(cfg.model, cfg.dataset)
         binary = model.output_shape[-1] == 1
         model.compile(
@@ -74,12 +78,12 @@ def bench_bare(cfg, policy: str) -> list[float]:
         # The batches segkit trains on (a Run of its own: the segkit run's directory is done),
         # a stream of all epochs that fit reads with steps_per_epoch, as segkit does.
         run = Run(OmegaConf.merge(cfg, {"output_dir": f"{cfg.output_dir}-bare"}))
-        steps = trainer.steps_per_epoch(
+        steps = steps_per_epoch(
             len(run.index.splits["train"]), int(tcfg.batch_size), tcfg.limit_train_batches
         )
-        timer = trainer.Throughput(int(tcfg.batch_size))
+        timer = Throughput(int(tcfg.batch_size))
         history = model.fit(
-            run.train_dataset(),
+            run_steps.train_dataset(run),
             epochs=int(tcfg.epochs),
             steps_per_epoch=steps,
             callbacks=[timer],

@@ -24,9 +24,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from hydra import compose, initialize_config_dir  # noqa: E402
 
-from segkit.cli import CONF_DIR  # noqa: E402
-from segkit.config import register_configs  # noqa: E402
-from segkit.run import Run  # noqa: E402
+from segkit.app.cli import CONF_DIR  # noqa: E402
+from segkit.app.run import Run  # noqa: E402
+from segkit.config.store import register_configs  # noqa: E402
 
 
 def main() -> int:

@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
 from helpers import TINY, user_env  # noqa: E402
-from segkit.data.synthetic import dataset_dir, ensure_synthetic  # noqa: E402
+from segkit.data.formats.synthetic import dataset_dir, ensure_synthetic  # noqa: E402
 
 SYNTHETIC = (24, 0, 48, 72)  # TINY's dataset: num_samples, seed, min_side, max_side
 RUN_TIMEOUT = 240

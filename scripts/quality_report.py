@@ -25,7 +25,7 @@ from pathlib import Path
 
 from quality_recipes import ENTRIES, Entry
 
-from segkit.report import plot_learning_curves
+from segkit.evaluation.figures import plot_learning_curves
 
 REPO = Path(__file__).resolve().parent.parent
 CURVES = ("train/loss", "val/loss", "val/dice", "val/miou")

@@ -13,8 +13,8 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from segkit.cli import CONF_DIR, model_alias, run_cli, user_errors_exit
-from segkit.config import register_configs
+from segkit.app.cli import CONF_DIR, model_alias, run_cli, user_errors_exit
+from segkit.config.store import register_configs
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 register_configs()
@@ -25,7 +25,7 @@ PROG = "segkit.evaluate"
 @hydra.main(config_path=CONF_DIR, config_name="evaluate", version_base="1.3")
 @user_errors_exit(PROG)
 def _main(cfg: DictConfig) -> None:
-    from segkit.evaluation.commands import evaluate
+    from segkit.app.evaluate import evaluate  # lazy: `--help` loads no model code
 
     evaluate(cfg)
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from segkit.cli import CONF_DIR, run_cli, user_errors_exit
-from segkit.config import register_configs
+from segkit.app.cli import CONF_DIR, run_cli, user_errors_exit
+from segkit.config.store import register_configs
 
 register_configs()
 
@@ -18,7 +18,7 @@ PROG = "segkit.inspect"
 @hydra.main(config_path=CONF_DIR, config_name="inspect", version_base="1.3")
 @user_errors_exit(PROG)
 def _main(cfg: DictConfig) -> None:
-    from segkit.inspection import inspect
+    from segkit.app.inspect import inspect  # lazy: `--help` loads no dataset code
 
     inspect(cfg)
 

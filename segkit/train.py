@@ -1,7 +1,7 @@
 """``python -m segkit.train``: compose the config with Hydra, train, log to MLflow.
 
 Returns the value of ``optimized_metric`` to Hydra, so sweepers can optimise it. Under ``-m`` each
-job's run is nested under the sweep's parent run (``segkit.sweep``).
+job's run is nested under the sweep's parent run (``segkit.app.sweep``).
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import os
 import hydra
 from omegaconf import DictConfig
 
-from segkit.cli import CONF_DIR, run_cli, user_errors_exit
-from segkit.config import register_configs
+from segkit.app.cli import CONF_DIR, run_cli, user_errors_exit
+from segkit.config.store import register_configs
 
 # TensorFlow's C++ start-up notices (CPU features, missing CUDA) drown the run's own output;
 # errors still show. Set before TensorFlow is first imported; an explicit setting wins.
@@ -26,8 +26,8 @@ PROG = "segkit.train"
 @hydra.main(config_path=CONF_DIR, config_name="train", version_base="1.3")
 @user_errors_exit(PROG)
 def _main(cfg: DictConfig) -> float | None:
-    from segkit.run import train
-    from segkit.sweep import join_sweep
+    from segkit.app.run import train  # lazy: `--help` and `--cfg` load no dataset code
+    from segkit.app.sweep import join_sweep
 
     join_sweep(cfg)
     # optimized_metric was checked at composition; None: a class absent from the split, or a

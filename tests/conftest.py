@@ -23,10 +23,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # noqa: E402  (after the log level)
 
 from helpers import TINY, free_port  # noqa: E402
-from segkit.config import register_configs  # noqa: E402
-from segkit.data.synthetic import ensure_synthetic  # noqa: E402
-from segkit.errors import ConfigError  # noqa: E402
-from segkit.tracking import check_server  # noqa: E402
+from segkit.config.store import register_configs  # noqa: E402
+from segkit.core.errors import ConfigError  # noqa: E402
+from segkit.data.formats.synthetic import ensure_synthetic  # noqa: E402
+from segkit.tracking.store import check_server  # noqa: E402
 
 LOGICAL_CPUS = 2
 tf.config.set_logical_device_configuration(

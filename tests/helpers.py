@@ -14,8 +14,8 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
-from segkit.cli import CONF_DIR
-from segkit.config import SCHEMAS
+from segkit.app.cli import CONF_DIR
+from segkit.config.store import SCHEMAS
 
 REPO = Path(__file__).resolve().parent.parent
 # A dataset small enough that a smoke run takes seconds: 24 images of 48-72 px at 32 px.

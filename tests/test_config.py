@@ -10,10 +10,12 @@ from hydra.errors import ConfigCompositionException, MissingConfigException
 from omegaconf import OmegaConf, open_dict
 
 from helpers import REPO, compose_config, run_module
-from segkit.cli import CONF_DIR, one_line
-from segkit.config import metric_direction, monitor_mode, validate
-from segkit.errors import ConfigError
-from segkit.loss_schemas import parse_loss
+from segkit.app.cli import CONF_DIR, one_line
+from segkit.config.loss import parse_loss
+from segkit.config.trainer import monitor_mode
+from segkit.config.validate import validate
+from segkit.core.errors import ConfigError
+from segkit.core.naming import metric_direction
 
 # Values an option needs before it composes to a complete config (no `???` left).
 REQUIRED = {

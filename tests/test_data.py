@@ -11,12 +11,13 @@ import pytest
 from omegaconf import OmegaConf
 
 from helpers import dataset_node
+from segkit.core.errors import ConfigError, DataError
 from segkit.data import build_index
-from segkit.data.index import Sample, pair_files, random_split
-from segkit.data.isic import TRAIN_IMAGES, TRAIN_MASKS, index_isic_folder
+from segkit.data.formats.isic import TRAIN_IMAGES, TRAIN_MASKS, index_isic_folder
+from segkit.data.formats.synthetic import dataset_dir, ensure_synthetic, make_sample
+from segkit.data.index import Sample, pair_files
 from segkit.data.pipeline import make_dataset
-from segkit.data.synthetic import dataset_dir, ensure_synthetic, make_sample
-from segkit.errors import ConfigError, DataError
+from segkit.data.splits import random_split
 
 
 def split(val: float, test: float, seed: int):

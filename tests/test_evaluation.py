@@ -12,14 +12,15 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from helpers import TINY_MODELS, compose_config, run_module
-from segkit.compare import compare
+from segkit.app.compare import compare
+from segkit.app.evaluate import evaluate
+from segkit.app.run import train
+from segkit.config.inference import InferenceConfig as InferenceSettings
 from segkit.data import geometry
 from segkit.evaluation import challenge
-from segkit.evaluation.commands import evaluate
-from segkit.evaluation.inference import InferenceSettings, Predictor
+from segkit.evaluation.inference import Predictor
 from segkit.evaluation.postprocess import fill_holes, keep_largest, remove_small
 from segkit.models import build_model
-from segkit.run import train
 from tiny_datasets import write_voc
 
 
@@ -253,8 +254,8 @@ def test_evaluating_a_run_of_a_missing_store_creates_no_store(tmp_path):
 def test_a_run_logged_before_newer_dataset_keys_still_evaluates_and_predicts():
     """An older run's config.yaml lacks keys added since; evaluate and predict fill the
     schema's defaults in rather than failing on the missing key."""
-    from segkit.evaluation.commands import _run_dataset
-    from segkit.evaluation.model_io import ModelSource
+    from segkit.evaluation.model_source import ModelSource
+    from segkit.evaluation.model_source import run_dataset as _run_dataset
 
     old = OmegaConf.create(
         {"dataset": {"name": "isic", "root": "/data/isic", "image_size": 64, "num_classes": 2}}

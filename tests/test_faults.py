@@ -14,9 +14,9 @@ import pytest
 from mlflow import MlflowClient
 
 from helpers import REPO, compose_config
-from segkit import resume
-from segkit.errors import ConfigError
-from segkit.run import Run
+from segkit.app.run import Run
+from segkit.core.errors import ConfigError
+from segkit.training import state as resume
 
 _spec = importlib.util.spec_from_file_location("fault_matrix", REPO / "scripts" / "fault_matrix.py")
 fault_matrix = importlib.util.module_from_spec(_spec)
@@ -142,7 +142,7 @@ def test_keras_backup_of_an_older_segkit_is_resumed(tmp_path):
 def test_best_checkpoint_is_written_atomically_and_never_from_a_nan_epoch(tmp_path):
     import keras
 
-    from segkit.checkpoints import AtomicModelCheckpoint
+    from segkit.training.checkpoints import AtomicModelCheckpoint
 
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     best = tmp_path / "checkpoints" / "best.keras"

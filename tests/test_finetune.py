@@ -8,11 +8,16 @@ import pytest
 import tensorflow as tf
 
 from helpers import compose_config, with_model
-from segkit import finetune, resume, trainer
-from segkit.cluster import resolve_role
+from segkit.app.run import Run
+from segkit.core.paths import backup_dir, best_checkpoint
 from segkit.models import build_model
-from segkit.paths import backup_dir, best_checkpoint
-from segkit.run import Run
+from segkit.training import fit as finetune
+from segkit.training import state as resume
+from segkit.training.callbacks import build_callbacks
+from segkit.training.cluster import resolve_role
+from segkit.training.fit import compile_model
+from segkit.training.optim import ScaledSchedule, build_optimizer, build_schedule
+from segkit.training.strategy import make_strategy
 
 
 @pytest.fixture
@@ -72,10 +77,10 @@ def test_phases_follow_the_config(smoke_overrides, encoder_weights):
 
 def fit_tiny(cfg, output_dir, callbacks):
     """``fit_in_phases`` on a tiny random dataset, as ``Run.fit`` calls it."""
-    strategy = trainer.make_strategy(cfg.trainer, resolve_role(cfg.trainer))
+    strategy = make_strategy(cfg.trainer, resolve_role(cfg.trainer))
     with strategy.scope():
         model = build_model(cfg.model, cfg.dataset)
-        confusion = trainer.compile_model(model, cfg.trainer, cfg.dataset, 2)
+        confusion = compile_model(model, cfg.trainer, cfg.dataset, 2)
     rng = np.random.default_rng(0)
     x = rng.random((4, 32, 32, 3), np.float32)
     y = (x[..., :1] > 0.5).astype(np.uint8)
@@ -86,9 +91,7 @@ def fit_tiny(cfg, output_dir, callbacks):
         strategy=strategy,
         cfg=cfg,
         steps_per_epoch=2,
-        callbacks=trainer.build_callbacks(
-            cfg.trainer, backup_dir(output_dir), best_checkpoint(output_dir)
-        )
+        callbacks=build_callbacks(cfg.trainer, backup_dir(output_dir), best_checkpoint(output_dir))
         + callbacks,
         train_data=lambda first_epoch: stream,
         after_phase=lambda: None,
@@ -140,19 +143,19 @@ def test_two_phase_run_logs_continuous_epochs(smoke_overrides, encoder_weights, 
 def test_second_phase_schedule_continues_the_first_scaled(tmp_path):
     cfg = compose_config(["trainer.epochs=10", "trainer.schedule.warmup_epochs=0"])
     steps = 5
-    first = trainer.build_schedule(cfg.trainer, steps)
-    second = trainer.build_schedule(cfg.trainer, steps, scale=0.1, start_epoch=4)
-    assert isinstance(second, trainer.ScaledSchedule)
+    first = build_schedule(cfg.trainer, steps)
+    second = build_schedule(cfg.trainer, steps, scale=0.1, start_epoch=4)
+    assert isinstance(second, ScaledSchedule)
     for step in (0, 7, 29):
         expected = 0.1 * float(first(step + 4 * steps))
         assert float(second(step)) == pytest.approx(expected, rel=1e-6)
     # An optimizer with it is saved with the model and loads back (compile=True).
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-    model.compile(optimizer=trainer.build_optimizer(cfg.trainer, steps, 0.1, 4), loss="mse")
+    model.compile(optimizer=build_optimizer(cfg.trainer, steps, 0.1, 4), loss="mse")
     model.fit(np.zeros((2, 2)), np.zeros((2, 1)), verbose=0)
     model.save(tmp_path / "m.keras")
     loaded = keras.saving.load_model(tmp_path / "m.keras")
     saved = loaded.optimizer.get_config()["learning_rate"]
     assert "ScaledSchedule" in saved["class_name"] and saved["config"]["offset"] == 20
     constant = compose_config(["trainer=smoke"])
-    assert trainer.build_schedule(constant.trainer, steps, 0.1, 4) == pytest.approx(1e-4)
+    assert build_schedule(constant.trainer, steps, 0.1, 4) == pytest.approx(1e-4)

@@ -9,12 +9,12 @@ import pytest
 from PIL import Image
 
 from helpers import compose_dataset
+from segkit.core.errors import DataError
 from segkit.data import build_index, load_index
 from segkit.data.decode import decode_sample
 from segkit.data.pipeline import make_dataset
-from segkit.errors import DataError
-from segkit.losses import LOSSES, SegmentationLoss
-from segkit.metrics import confusion_matrix
+from segkit.training.losses import LOSSES, SegmentationLoss
+from segkit.training.metrics import confusion_matrix
 from tiny_datasets import (
     VOC_BOUNDARY,
     VOC_PALETTE,

@@ -8,7 +8,7 @@ import cv2
 from mlflow import MlflowClient
 
 from helpers import compose_config, run_module
-from segkit.inspection import inspect
+from segkit.app.inspect import inspect
 from tiny_datasets import square_mask, write_isic, write_voc
 
 

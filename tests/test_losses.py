@@ -11,8 +11,7 @@ import tensorflow as tf
 from keras import ops
 
 from helpers import compose_config
-from segkit.losses import LOSSES, SegmentationLoss, weighted_loss
-from segkit.trainer import build_loss
+from segkit.training.losses import LOSSES, SegmentationLoss, build_loss, weighted_loss
 
 IGNORE = 255
 

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from keras import ops
 
-from segkit.metrics import confusion_matrix, scores_numpy, segmentation_metrics
+from segkit.core.scores import scores_numpy
+from segkit.training.metrics import confusion_matrix, segmentation_metrics
 
 IGNORE = 255
 

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 from helpers import REPO, compose_config
-from segkit import trainer
-from segkit.errors import ConfigError
+from segkit.core.errors import ConfigError
 from segkit.models import MODELS, build_model
 from segkit.models.improved_unet import build_improved_unet
 from segkit.models.mobilenet_unet import (
@@ -17,7 +16,8 @@ from segkit.models.mobilenet_unet import (
     build_mobilenet_unet,
 )
 from segkit.models.unet import build_unet
-from segkit.trainer import precision_policy
+from segkit.training.fit import compile_model
+from segkit.training.precision import precision_policy
 
 # Tiny settings per model, for 32 px inputs (MobileNetV2 needs a multiple of 32).
 TINY = {
@@ -207,7 +207,7 @@ def test_every_model_takes_a_finite_training_step(name, policy):
     y = (x[..., :1] > 0.5).astype(np.uint8)
     with precision_policy(policy):
         model = tiny(name, 2)
-        trainer.compile_model(model, cfg.trainer, cfg.dataset, steps_per_epoch=2)
+        compile_model(model, cfg.trainer, cfg.dataset, steps_per_epoch=2)
         logs = model.fit(x, y, batch_size=2, epochs=1, verbose=0).history
     if policy == "mixed_float16":
         assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
@@ -219,7 +219,7 @@ def test_a_model_saved_before_the_package_layout_moved_still_loads():
     stage packages (commit ffa89e5): a tiny UNet compiled with segkit's loss, metrics and a
     fine-tuning phase's scaled cosine schedule. It loads as evaluate and predict load models
     (safe mode, not compiled) and predicts exactly what it predicted then."""
-    from segkit.evaluation.model_io import load_keras
+    from segkit.evaluation.model_source import load_keras
 
     data = REPO / "tests" / "data"
     model = load_keras(data / "pre_layout_unet.keras")

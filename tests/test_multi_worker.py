@@ -12,11 +12,11 @@ from mlflow import MlflowClient
 from omegaconf import OmegaConf
 
 from helpers import TINY, free_port, start_module
-from segkit import compat_multi_worker
-from segkit.cluster import ClusterRole, make_resolver, resolve_role
-from segkit.config import MultiWorkerConfig
-from segkit.errors import ConfigError
-from segkit.trainer import synchronize_batch_norm, weights_digest
+from segkit.config.trainer import MultiWorkerConfig
+from segkit.core.errors import ConfigError
+from segkit.training import compat_multi_worker
+from segkit.training.cluster import ClusterRole, make_resolver, resolve_role
+from segkit.training.strategy import synchronize_batch_norm, weights_digest
 
 # A task index the cluster does not have.
 OUTSIDE = {"type": "worker", "index": 3}

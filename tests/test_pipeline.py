@@ -163,7 +163,7 @@ def test_seeded_transform_draws_independently_for_each_transform():
 
 
 def test_every_preset_keeps_masks_integer_and_pads_with_ignore():
-    from segkit.config import SCHEMAS
+    from segkit.config.store import SCHEMAS
 
     rng = np.random.default_rng(0)
     mask = square_mask(32, 32, value=1, top=8, size=16)

@@ -8,9 +8,9 @@ import sys
 import pytest
 
 from helpers import REPO
-from segkit import precision
-from segkit.errors import ConfigError
-from segkit.precision import Hardware, choose
+from segkit.core.errors import ConfigError
+from segkit.training import precision
+from segkit.training.precision import Hardware, choose
 
 
 @pytest.mark.parametrize(

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from helpers import REPO, compose_config
+from segkit.app.run import train
 from segkit.data import build_index, load_index
 from segkit.data.pipeline import make_dataset
-from segkit.run import train
 
 DATA = REPO.parent / "shared" / "data"
 # option, root under DATA, samples per split, channels, mask values after decoding.

@@ -11,9 +11,9 @@ from omegaconf import OmegaConf
 
 import tiny_datasets
 from helpers import compose_config, run_module
-from segkit.cli import CONF_DIR
-from segkit.config import validate
-from segkit.run import train
+from segkit.app.cli import CONF_DIR
+from segkit.app.run import train
+from segkit.config.validate import validate
 
 RECIPES = sorted(
     p.stem for p in (Path(CONF_DIR) / "experiment").glob("*.yaml") if not p.stem.endswith("_smoke")

@@ -7,16 +7,10 @@ from mlflow import MlflowClient
 from omegaconf import OmegaConf
 
 from helpers import free_port
-from segkit.config import TrackingConfig
-from segkit.errors import ConfigError
-from segkit.tracking import (
-    MlflowTracker,
-    NullTracker,
-    check_server,
-    flatten,
-    is_local_store,
-    make_tracker,
-)
+from segkit.config.tracking import TrackingConfig
+from segkit.core.errors import ConfigError
+from segkit.tracking.store import check_server, is_local_store
+from segkit.tracking.tracker import MlflowTracker, NullTracker, flatten, make_tracker
 
 
 def tracking_cfg(tmp_path, **extra):

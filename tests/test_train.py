@@ -19,12 +19,13 @@ from helpers import (
     wait_for_metrics,
     with_model,
 )
+from segkit.app.run import train
+from segkit.core.errors import ConfigError, TrainingDiverged
+from segkit.core.scores import scores_numpy
 from segkit.data import build_index
+from segkit.data.formats.synthetic import dataset_dir
 from segkit.data.pipeline import make_dataset
-from segkit.data.synthetic import dataset_dir
-from segkit.errors import ConfigError, TrainingDiverged
-from segkit.metrics import confusion_matrix, scores_numpy
-from segkit.run import train
+from segkit.training.metrics import confusion_matrix
 
 EPOCH_METRICS = ("train/loss", "val/loss", "val/dice", "val/miou", "val/pixel_accuracy")
 

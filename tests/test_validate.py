@@ -11,9 +11,9 @@ import pytest
 from PIL import Image
 
 from helpers import compose_dataset, run_module
+from segkit.core.errors import DataError
 from segkit.data import build_index, load_index
 from segkit.data.validate import validate_dataset
-from segkit.errors import DataError
 from tiny_datasets import (
     square_mask,
     write_dsb,

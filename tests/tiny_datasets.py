@@ -13,7 +13,7 @@ import numpy as np
 import tifffile
 from PIL import Image
 
-from segkit.data.isic import MASK_SUFFIX, TRAIN_IMAGES, TRAIN_MASKS
+from segkit.data.formats.isic import MASK_SUFFIX, TRAIN_IMAGES, TRAIN_MASKS
 
 # The PASCAL VOC colour map for the first classes, and the boundary colour of label 255.
 VOC_PALETTE = [(0, 0, 0), (128, 0, 0), (0, 128, 0), (128, 128, 0), (0, 0, 128)]

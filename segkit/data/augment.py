@@ -25,8 +25,8 @@ import cv2
 import numpy as np
 from omegaconf import DictConfig
 
-from segkit.config import option_value
-from segkit.errors import lookup
+from segkit.config.values import option_value
+from segkit.core.errors import lookup
 
 
 def no_augment(aug: DictConfig, pad_value: int, ignore_index: int) -> list[A.BasicTransform]:

@@ -20,9 +20,9 @@ import numpy as np
 import tifffile
 from PIL import Image
 
+from segkit.core.errors import DataError
 from segkit.data.index import Sample
 from segkit.data.labels import LabelMap, histogram
-from segkit.errors import DataError
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 # The bytes a complete file ends with (within the last few bytes, as some writers pad).

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 from omegaconf import DictConfig
 
-from segkit.config import option_value
+from segkit.config.values import option_value
 
 CROPS = ("random_crop", "center_crop")
 

@@ -13,13 +13,13 @@ import dataclasses
 import hashlib
 import json
 import os
-import uuid
 from pathlib import Path
 
 import numpy as np
 from omegaconf import DictConfig
 
-from segkit.config import option_value
+from segkit.config.values import option_value
+from segkit.core.atomic import replacing
 from segkit.data import geometry
 from segkit.data.augment import SeededTransform, build_transforms, element_seed
 from segkit.data.decode import decode_sample, header_size
@@ -150,10 +150,9 @@ class DiskCache:
 
     def put(self, sample: Sample, image: np.ndarray, mask: np.ndarray) -> None:
         """Write a pair atomically."""
-        path = self._path(sample)
-        tmp = path.with_name(f".{path.stem}-{uuid.uuid4().hex[:8]}.npz")
-        np.savez(tmp, image=image, mask=mask)
-        os.replace(tmp, path)
+        # Not flushed to disk: a cache file lost in a crash is decoded again.
+        with replacing(self._path(sample), durable=False) as tmp:
+            np.savez(tmp, image=image, mask=mask)
 
     def _path(self, sample: Sample) -> Path:
         stats = [(f, *_stat(f)) for f in sample.files]

@@ -69,31 +69,11 @@ def make_dataset(
         seed=seed,
         cache_dir=cache_dir,
     )
-    size, channels, n = loader.size, loader.channels, len(samples)
-
-    def load(index: tf.Tensor, epoch: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        image, mask = tf.numpy_function(
-            loader, [index, epoch], [tf.uint8, tf.uint8], stateful=False, name="load_sample"
-        )
-        image.set_shape((size, size, channels))
-        mask.set_shape((size, size))
-        return tf.cast(image, tf.float32) / 255.0, mask[..., None]
-
+    load = _load_function(loader)
+    n = len(samples)
     if training:
         per_batch = min(batch_size, n)
-        per_epoch = n // per_batch * per_batch  # whole batches only
-        if limit_batches is not None:
-            per_epoch = min(per_epoch, limit_batches * per_batch)
-
-        def epoch_indices(epoch: tf.Tensor) -> tf.data.Dataset:
-            # A full permutation of the indices, a pure function of (seed, epoch): no shuffle
-            # buffer, no dependence on TensorFlow's global seed.
-            order = tf.random.experimental.stateless_shuffle(
-                tf.range(n, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), epoch])
-            )
-            return tf.data.Dataset.from_tensor_slices(order[:per_epoch]).map(lambda i: (i, epoch))
-
-        ds = tf.data.Dataset.range(first_epoch, epochs).flat_map(epoch_indices)
+        ds = _training_elements(n, per_batch, seed, limit_batches, first_epoch, epochs)
         ds = ds.map(load, num_parallel_calls=AUTOTUNE, deterministic=True)
         ds = ds.batch(per_batch, drop_remainder=True)
     else:
@@ -103,3 +83,40 @@ def make_dataset(
         if limit_batches is not None:
             ds = ds.take(limit_batches)
     return ds.prefetch(AUTOTUNE)
+
+
+def _load_function(loader: SampleLoader):
+    """(sample index, epoch) -> (image float32 [S, S, C] in [0, 1], mask uint8 [S, S, 1]),
+    decoded by ``loader`` in a ``tf.numpy_function``."""
+    size, channels = loader.size, loader.channels
+
+    def load(index: tf.Tensor, epoch: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        image, mask = tf.numpy_function(
+            loader, [index, epoch], [tf.uint8, tf.uint8], stateful=False, name="load_sample"
+        )
+        image.set_shape((size, size, channels))
+        mask.set_shape((size, size))
+        return tf.cast(image, tf.float32) / 255.0, mask[..., None]
+
+    return load
+
+
+def _training_elements(
+    n: int, per_batch: int, seed: int, limit_batches: int | None, first_epoch: int, epochs: int
+) -> tf.data.Dataset:
+    """(sample index, epoch) of every element of epochs ``first_epoch`` to ``epochs - 1``:
+    each epoch a permutation of the ``n`` samples cut to whole batches (and to
+    ``limit_batches``)."""
+    per_epoch = n // per_batch * per_batch  # whole batches only
+    if limit_batches is not None:
+        per_epoch = min(per_epoch, limit_batches * per_batch)
+
+    def epoch_indices(epoch: tf.Tensor) -> tf.data.Dataset:
+        # A full permutation of the indices, a pure function of (seed, epoch): no shuffle
+        # buffer, no dependence on TensorFlow's global seed.
+        order = tf.random.experimental.stateless_shuffle(
+            tf.range(n, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), epoch])
+        )
+        return tf.data.Dataset.from_tensor_slices(order[:per_epoch]).map(lambda i: (i, epoch))
+
+    return tf.data.Dataset.range(first_epoch, epochs).flat_map(epoch_indices)

@@ -28,11 +28,11 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from segkit.config import option_value
+from segkit.config.values import option_value
+from segkit.core.errors import DataError
 from segkit.data.decode import check_file_end, decode_sample, header_size, size_mismatch
 from segkit.data.index import DatasetIndex, Sample, summarise
 from segkit.data.labels import LabelMap
-from segkit.errors import DataError
 
 log = logging.getLogger(__name__)
 # Scanning stops after this many problems: a dataset that wrong needs fixing, not a full list.

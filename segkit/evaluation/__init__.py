@@ -1,6 +1,4 @@
-"""Evaluation at the original resolution, prediction of images of any size, and model I/O.
-
-``challenge`` (per-image and challenge scores), ``inference`` (whole-image and sliding-window
-prediction), ``postprocess``, ``figures``, ``evaluator`` (a split), ``model_io`` (load and log
-models), ``callbacks`` (validation predictions per epoch), ``commands`` (the entry points' work).
-"""
+"""Evaluation and inference: prediction of images of any size (``inference``), post-processing,
+per-image and challenge scores (``challenge``), a split's evaluation at the original resolution
+(``evaluator``), figures, the per-epoch validation predictions (``callbacks``) and the model to
+evaluate (``model_source``)."""

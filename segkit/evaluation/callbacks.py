@@ -6,6 +6,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from segkit.core.scores import labels_from_probabilities
+from segkit.data.loader import SampleLoader
 from segkit.evaluation.figures import prediction_strip
 
 KEY = "val_predictions"
@@ -33,10 +35,7 @@ class PredictionSamples(keras.callbacks.Callback):
         # collectives the other workers never join (only the chief has this callback).
         x = self.images.astype(np.float32) / 255.0
         probs = keras.ops.convert_to_numpy(self.model(x, training=False)).astype(np.float32)
-        if probs.shape[-1] == 1:
-            labels = (probs[..., 0] > self.threshold).astype(np.uint8)
-        else:
-            labels = probs.argmax(axis=-1).astype(np.uint8)
+        labels = labels_from_probabilities(probs, self.threshold).astype(np.uint8)
         strip = prediction_strip(self.images, self.masks, labels, self.num_classes)
         self.tracker.log_image(strip, KEY, step=epoch)
 
@@ -44,8 +43,6 @@ class PredictionSamples(keras.callbacks.Callback):
 def prediction_samples(cfg, index, tracker) -> list[keras.callbacks.Callback]:
     """The callback for a training run, or none (``tracking.sample_predictions: 0``, tracking
     off, or no validation samples)."""
-    from segkit.data.loader import SampleLoader
-
     count = int(cfg.tracking.get("sample_predictions", 0) or 0)
     samples = index.splits.get("val", [])[:count]
     if count <= 0 or getattr(tracker, "run_id", None) is None or not samples:

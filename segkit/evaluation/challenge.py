@@ -8,7 +8,7 @@
   and precision(t) = TP / (TP + FP + FN).
 - PASCAL VOC: mean IoU over the 21 classes with 255 ignored, with and without the background.
 
-Per-image Dice and IoU use the same formulas as ``segkit.metrics.scores`` on the image's own
+Per-image Dice and IoU use the same formulas as ``segkit.core.scores.scores`` on the image's own
 confusion matrix.
 """
 
@@ -17,9 +17,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from segkit.metrics import scores_numpy
+from segkit.core.scores import scores_numpy
 
 ISIC_JACCARD_THRESHOLD = 0.65
+# Each challenge's own score of a split, as evaluation logs it (<split>/<score>).
+HEADLINE_SCORES = ("thresholded_jaccard", "dsb_map", "voc_miou")
 # Pixels counted at once by ``confusion`` (bounds its temporary memory).
 BLOCK = 1 << 22
 DSB_THRESHOLDS = tuple(np.round(np.arange(0.5, 1.0, 0.05), 2))

@@ -3,7 +3,7 @@
 Each image is read at the scale its prediction needs, predicted (``inference.Predictor``), and
 the prediction mapped back to the image's full size; the mask is read at full size. One
 confusion matrix over the whole split gives Dice, IoU and pixel accuracy per class and mean
-(``segkit.metrics``); each image's own matrix gives its Dice and IoU; challenge scores follow
+(``segkit.core.scores``); each image's own matrix gives its Dice and IoU; challenge scores follow
 the dataset (ISIC thresholded Jaccard for binary tasks, DSB mAP where samples have instance
 masks, VOC mean IoU with and without background for multi-class tasks).
 """
@@ -22,14 +22,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from segkit.config import class_names
+from segkit.config.inference import PostprocessConfig
+from segkit.core.naming import class_names, metric_name, per_class_scores
+from segkit.core.scores import SCORES, scores_numpy
 from segkit.data.decode import header_size, read_image, read_mask
 from segkit.data.index import Sample
 from segkit.data.labels import LabelMap
 from segkit.evaluation import challenge, figures
 from segkit.evaluation.inference import Predictor
-from segkit.evaluation.postprocess import PostprocessSettings
-from segkit.metrics import per_class_scores, scores_numpy
+from segkit.evaluation.postprocess import postprocess
 
 log = logging.getLogger(__name__)
 # Side of the thumbnails kept for the gallery; bins of the precision-recall histogram.
@@ -93,7 +94,7 @@ def evaluate_split(
     labels: LabelMap,
     dataset,
     predictor: Predictor,
-    post: PostprocessSettings,
+    post: PostprocessConfig,
     output_dir: Path,
     prefix: str,
     gallery: int = 4,
@@ -110,8 +111,7 @@ def evaluate_split(
         prefix: the split name the scores are logged under (``test`` -> ``test/dice``).
         gallery: how many best and worst images the gallery shows.
     """
-    num_classes, ignore = int(dataset.num_classes), int(dataset.ignore_index)
-    channels = int(dataset.channels)
+    num_classes = int(dataset.num_classes)
     names = class_names(dataset)
     matrix = np.zeros((num_classes, num_classes), np.int64)
     binary = num_classes == 2
@@ -119,28 +119,15 @@ def evaluate_split(
     results: list[ImageResult] = []
     kept = _Gallery(gallery)
     for sample in samples:
-        height, width = header_size(sample.image, sample.page)
-        image, _ = read_image(sample.image, sample.page, channels, predictor.request(height, width))
-        truth = labels.apply(read_mask(sample, colour=labels.is_colour, size=(height, width)))
-        probs = predictor.probabilities(image, (height, width))
-        predicted = post.apply(predictor.labels(probs), num_classes)
-        image_matrix = challenge.confusion(truth, predicted, num_classes, ignore)
+        image, truth, probs, predicted = _predict_sample(sample, labels, dataset, predictor, post)
+        image_matrix = challenge.confusion(truth, predicted, num_classes, int(dataset.ignore_index))
         matrix += image_matrix
         dice, iou = challenge.image_scores(image_matrix)
-        result = ImageResult(sample.id, height, width, dice, iou)
+        result = ImageResult(sample.id, truth.shape[0], truth.shape[1], dice, iou)
         if binary:
-            valid = truth != ignore
-            bins = np.minimum((probs[..., 0][valid] * PR_BINS).astype(np.int64), PR_BINS - 1)
-            for k in (0, 1):
-                pr_hist[k] += np.bincount(bins[truth[valid] == k], minlength=PR_BINS)
+            pr_hist += _probability_histogram(probs, truth, int(dataset.ignore_index))
         if sample.instances:
-            masks = (
-                read_mask(Sample(sample.id, sample.image, path, sample.page))
-                for path in sample.instances
-            )
-            result.ap = challenge.average_precision(
-                challenge.instances_from_masks(masks), challenge.instances_from_mask(predicted == 1)
-            )
+            result.ap = _average_precision(sample, predicted)
         results.append(result)
         kept.offer(dice, partial(_thumbnail, sample.id, dice, image, truth, predicted))
     scores = _split_scores(matrix, results, names, dataset, prefix)
@@ -151,20 +138,51 @@ def evaluate_split(
     return evaluation
 
 
+def _predict_sample(sample: Sample, labels: LabelMap, dataset, predictor: Predictor, post):
+    """(image as decoded, truth [H, W], probabilities [H, W, K], post-processed labels [H, W])
+    of one sample, at the image's full size (the image may be decoded smaller)."""
+    height, width = header_size(sample.image, sample.page)
+    request = predictor.request(height, width)
+    image, _ = read_image(sample.image, sample.page, int(dataset.channels), request)
+    truth = labels.apply(read_mask(sample, colour=labels.is_colour, size=(height, width)))
+    probs = predictor.probabilities(image, (height, width))
+    predicted = postprocess(predictor.labels(probs), int(dataset.num_classes), post)
+    return image, truth, probs, predicted
+
+
+def _probability_histogram(probs: np.ndarray, truth: np.ndarray, ignore: int) -> np.ndarray:
+    """[2, PR_BINS] counts of the foreground probability of background (row 0) and foreground
+    (row 1) pixels, ignored pixels left out."""
+    valid = truth != ignore
+    bins = np.minimum((probs[..., 0][valid] * PR_BINS).astype(np.int64), PR_BINS - 1)
+    return np.stack([np.bincount(bins[truth[valid] == k], minlength=PR_BINS) for k in (0, 1)])
+
+
+def _average_precision(sample: Sample, predicted: np.ndarray) -> float:
+    """DSB 2018's score of one image: its nucleus masks against the predicted objects."""
+    masks = (
+        read_mask(Sample(sample.id, sample.image, path, sample.page)) for path in sample.instances
+    )
+    return challenge.average_precision(
+        challenge.instances_from_masks(masks), challenge.instances_from_mask(predicted == 1)
+    )
+
+
 def _split_scores(matrix, results, names, dataset, prefix) -> dict[str, float]:
     split = scores_numpy(matrix)
-    out = {f"{prefix}/{k}": split[k] for k in ("dice", "miou", "pixel_accuracy")}
+    out = {metric_name(prefix, k): split[k] for k in SCORES}
     out.update(per_class_scores(split, names, prefix))
     if results:
-        out[f"{prefix}/image_dice_mean"] = float(np.mean([r.dice for r in results]))
-        out[f"{prefix}/image_iou_mean"] = float(np.mean([r.iou for r in results]))
+        out[metric_name(prefix, "image_dice_mean")] = float(np.mean([r.dice for r in results]))
+        out[metric_name(prefix, "image_iou_mean")] = float(np.mean([r.iou for r in results]))
     if len(names) == 2 and results:
-        out[f"{prefix}/thresholded_jaccard"] = challenge.thresholded_jaccard(r.iou for r in results)
+        jaccard = challenge.thresholded_jaccard(r.iou for r in results)
+        out[metric_name(prefix, "thresholded_jaccard")] = jaccard
     aps = [r.ap for r in results if r.ap is not None]
     if aps:
-        out[f"{prefix}/dsb_map"] = float(np.mean(aps))
+        out[metric_name(prefix, "dsb_map")] = float(np.mean(aps))
     if len(names) > 2:
-        out.update({f"{prefix}/{k}": v for k, v in challenge.voc_miou(matrix).items()})
+        out.update({metric_name(prefix, k): v for k, v in challenge.voc_miou(matrix).items()})
     return {k: float(v) for k, v in out.items() if not math.isnan(float(v))}
 
 

@@ -18,33 +18,10 @@ horizontal and vertical flips.
 from __future__ import annotations
 
 import numpy as np
-from omegaconf import OmegaConf
 
-from segkit.config import InferenceConfig
+from segkit.config.inference import InferenceConfig
+from segkit.core.scores import labels_from_probabilities
 from segkit.data import geometry
-from segkit.errors import ConfigError
-
-MODES = ("auto", "whole", "tiled")
-
-
-# The config schema is the settings object: one list of fields and defaults.
-InferenceSettings = InferenceConfig
-
-
-def settings_from_config(node) -> InferenceSettings:
-    """Settings from an ``inference`` config node; checks their ranges."""
-    settings = InferenceSettings(**OmegaConf.to_container(node, resolve=True))
-    if settings.mode not in MODES:
-        raise ConfigError(f"inference.mode={settings.mode!r}: expected one of {MODES}")
-    if not 0.0 < settings.threshold < 1.0:
-        raise ConfigError(f"inference.threshold={settings.threshold}: expected 0 < t < 1")
-    if not 0.0 <= settings.overlap < 1.0:
-        raise ConfigError(f"inference.overlap={settings.overlap}: expected 0 <= overlap < 1")
-    if settings.batch_size < 1:
-        raise ConfigError(f"inference.batch_size={settings.batch_size}: expected >= 1")
-    if settings.scale is not None and not 0.0 < settings.scale <= 4.0:
-        raise ConfigError(f"inference.scale={settings.scale}: expected 0 < scale <= 4")
-    return settings
 
 
 class Predictor:
@@ -53,10 +30,11 @@ class Predictor:
     Args:
         model: a Keras model [B, S, S, C] in [0, 1] -> [B, S, S, K] (K = 1: sigmoid, binary).
         policy: the training resize policy (``geometry.Policy``); ``policy.size`` must be S.
-        settings: inference settings.
+        settings: inference settings (the ``inference`` config node's schema, checked by
+            ``segkit.config.validate``).
     """
 
-    def __init__(self, model, policy: geometry.Policy, settings: InferenceSettings):
+    def __init__(self, model, policy: geometry.Policy, settings: InferenceConfig):
         self.model, self.policy, self.settings = model, policy, settings
         self.size = int(model.input_shape[1])
         self.channels = int(model.input_shape[-1])
@@ -96,9 +74,7 @@ class Predictor:
 
     def labels(self, probs: np.ndarray) -> np.ndarray:
         """Label map uint8 [H, W] of probabilities: thresholded (binary) or argmax."""
-        if probs.shape[-1] == 1:
-            return (probs[..., 0] > self.settings.threshold).astype(np.uint8)
-        return np.argmax(probs, axis=-1).astype(np.uint8)
+        return labels_from_probabilities(probs, self.settings.threshold).astype(np.uint8)
 
     def _sliding_window(self, image: np.ndarray) -> np.ndarray:
         """Blended tile predictions over an image uint8 [h, w, C] at the working scale."""

@@ -6,10 +6,10 @@ in the order: remove small objects, fill holes, keep the largest object.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import cv2
 import numpy as np
+
+from segkit.config.inference import PostprocessConfig
 
 
 def keep_largest(mask: np.ndarray) -> np.ndarray:
@@ -38,30 +38,25 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
     return (~outside).astype(np.uint8)
 
 
-def postprocess(
-    labels: np.ndarray,
-    num_classes: int,
-    largest: bool = False,
-    min_size: int = 0,
-    holes: bool = False,
-) -> np.ndarray:
-    """Apply the chosen clean-ups to a label map [H, W] (uint8), class by class.
+def postprocess(labels: np.ndarray, num_classes: int, settings: PostprocessConfig) -> np.ndarray:
+    """Apply the chosen clean-ups (the ``postprocess`` config node's schema) to a label map
+    [H, W] (uint8), class by class.
 
     A pixel a clean-up removes from a class becomes background; a filled hole takes the class
     of the object around it.
     """
-    if not (largest or min_size > 0 or holes):
+    if not (settings.largest or settings.min_size > 0 or settings.fill_holes):
         return labels
     out = np.zeros_like(labels)
     for k in range(1, num_classes):
         mask = (labels == k).astype(np.uint8)
         if not mask.any():
             continue
-        if min_size > 0:
-            mask = remove_small(mask, min_size)
-        if holes:
+        if settings.min_size > 0:
+            mask = remove_small(mask, settings.min_size)
+        if settings.fill_holes:
             mask = fill_holes(mask)
-        if largest:
+        if settings.largest:
             mask = keep_largest(mask)
         out[mask > 0] = k
     return out
@@ -69,16 +64,3 @@ def postprocess(
 
 def _binary(mask: np.ndarray) -> np.ndarray:
     return (mask > 0).astype(np.uint8)
-
-
-@dataclass
-class PostprocessSettings:
-    """Clean-ups of predicted masks (``postprocess`` config node)."""
-
-    largest: bool = False
-    min_size: int = 0
-    fill_holes: bool = False
-
-    def apply(self, labels: np.ndarray, num_classes: int) -> np.ndarray:
-        """The label map with the chosen clean-ups applied."""
-        return postprocess(labels, num_classes, self.largest, self.min_size, self.fill_holes)

@@ -8,8 +8,8 @@ from typing import Any
 import keras
 from omegaconf import DictConfig, OmegaConf
 
-from segkit.config import to_container
-from segkit.errors import lookup
+from segkit.config.values import to_container
+from segkit.core.errors import lookup
 from segkit.models.improved_unet import build_improved_unet
 from segkit.models.mobilenet_unet import build_mobilenet_unet
 from segkit.models.unet import build_unet

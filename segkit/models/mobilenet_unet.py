@@ -19,7 +19,7 @@ from typing import Any
 import keras
 from keras import layers
 
-from segkit.model_schemas import encoder_weights_file
+from segkit.config.model import encoder_weights_file
 from segkit.models.blocks import ENCODER, output_activation, output_channels
 
 # Batch-norm momentum of an encoder trained from random weights (see mobilenet_encoder).

@@ -1,0 +1,158 @@
+"""``python -m segkit.compare experiment=isic``: the runs of an experiment (or of one sweep) as a
+table of key params and final metrics, best first, through ``mlflow.search_runs``.
+
+    python -m segkit.compare experiment=isic metric=test/dice
+    python -m segkit.compare sweep=<parent run id> --csv runs.csv
+    python -m segkit.compare experiment=segkit uri=http://127.0.0.1:5000 top=10
+
+Evaluation runs (``segkit.evaluate``, tagged ``segkit.kind=evaluation``) are left out; a training
+run's latest evaluation scores are added as ``eval:<split>/<score>`` columns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from segkit.core.errors import ConfigError, SegkitError
+from segkit.core.naming import EPOCH_SCORES, is_final_score, is_split_score, metric_direction
+from segkit.evaluation.challenge import HEADLINE_SCORES
+from segkit.tracking.store import check_existing_store
+
+PROG = "segkit.compare"
+KEYS = {
+    "experiment": "segkit",
+    "sweep": None,
+    "metric": "best/val/dice",
+    "uri": "sqlite:///mlflow.db",
+    "top": None,
+    "params": "model.name,dataset.name,trainer.epochs,trainer.optimizer.lr,trainer.loss",
+}
+# The final scores shown as columns: the epoch scores and the challenges' headline scores.
+SCORES = (*EPOCH_SCORES, *HEADLINE_SCORES)
+
+
+def compare(
+    experiment: str = "segkit",
+    sweep: str | None = None,
+    metric: str = "best/val/dice",
+    uri: str = "sqlite:///mlflow.db",
+    top: int | None = None,
+    params: str = KEYS["params"],
+):
+    """The runs as a pandas DataFrame, best first by ``metric`` (lowest first for a loss).
+
+    Raises:
+        ConfigError: no such experiment or sweep run, or ``metric`` logged by none of the runs.
+    """
+    import mlflow
+    from mlflow import MlflowClient
+
+    check_existing_store(uri, "uri")
+    client = MlflowClient(uri)
+    found = client.get_experiment_by_name(experiment)
+    if sweep:
+        try:
+            found = client.get_experiment(client.get_run(sweep).info.experiment_id)
+        except mlflow.exceptions.MlflowException:
+            raise ConfigError(f"sweep={sweep}: no such run in {uri}") from None
+    if found is None:
+        names = [e.name for e in client.search_experiments()]
+        raise ConfigError(
+            f"experiment={experiment!r} not found in {uri}; experiments: {', '.join(names)}"
+        )
+    filters = f"tags.`mlflow.parentRunId` = '{sweep}'" if sweep else ""
+    runs = _search(uri, found.experiment_id, filters)
+    if runs.empty:
+        return runs
+    kind = runs.get("tags.segkit.kind")
+    evaluations = runs[kind == "evaluation"] if kind is not None else runs.iloc[0:0]
+    runs = runs[kind != "evaluation"] if kind is not None else runs
+    column = f"metrics.{metric}"
+    if column not in runs:
+        logged = sorted(c[len("metrics.") :] for c in runs if c.startswith("metrics."))
+        raise ConfigError(
+            f"metric={metric}: logged by none of the runs; metrics: {', '.join(logged)}"
+        )
+    ascending = metric_direction(metric) == "minimize"
+    runs = runs.sort_values(column, ascending=ascending, na_position="last")
+    wanted = [p.strip() for p in params.split(",") if p.strip()]
+    table = runs[["run_id", "tags.mlflow.runName", "status"]].rename(
+        columns={"tags.mlflow.runName": "run_name"}
+    )
+    for name in wanted:
+        table[name] = runs.get(f"params.{name}")
+    metrics = [column] + [c for c in runs.columns if c != column and _final_score(c)]
+    for c in metrics:
+        table[c[len("metrics.") :]] = runs[c]
+    _add_evaluations(table, evaluations)
+    table = table.reset_index(drop=True)
+    return table.head(top) if top else table
+
+
+def _final_score(column: str) -> bool:
+    """A final mean score of a training run: ``metrics.best/val/dice``, ``metrics.test/miou``."""
+    if not column.startswith("metrics."):
+        return False
+    name = column[len("metrics.") :]
+    return is_final_score(name) and name.rsplit("/", 1)[-1] in SCORES
+
+
+def _search(uri: str, experiment_id: str, filters: str):
+    import mlflow
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+    with _use_tracking_uri(uri):
+        return mlflow.search_runs(
+            experiment_ids=[experiment_id], filter_string=filters, output_format="pandas"
+        )
+
+
+def _add_evaluations(table, evaluations) -> None:
+    """The latest evaluation of each run, as ``eval:<metric>`` columns."""
+    if evaluations.empty or "tags.mlflow.parentRunId" not in evaluations:
+        return
+    latest = evaluations.sort_values("start_time").groupby("tags.mlflow.parentRunId").tail(1)
+    by_parent = latest.set_index("tags.mlflow.parentRunId")
+    for c in by_parent.columns:
+        if c.startswith("metrics.") and is_split_score(c):
+            table[f"eval:{c[len('metrics.') :]}"] = table["run_id"].map(by_parent[c])
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point (``segkit-compare``): ``key=value`` arguments and ``--csv PATH``."""
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    parser.add_argument("settings", nargs="*", help=f"key=value; keys: {', '.join(KEYS)}")
+    parser.add_argument("--csv", type=Path, help="also save the table as CSV")
+    args = parser.parse_args(argv)
+    try:
+        options = dict(KEYS)
+        for item in args.settings:
+            key, sep, value = item.partition("=")
+            if not sep or key not in KEYS:
+                raise ConfigError(f"{item!r}: expected key=value with key one of {', '.join(KEYS)}")
+            options[key] = value
+        if options["top"] is not None:
+            if not str(options["top"]).isdigit():
+                raise ConfigError(f"top={options['top']}: expected a positive integer")
+            options["top"] = int(options["top"])
+        table = compare(**options)
+    except SegkitError as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        sys.exit(2)
+    if table.empty:
+        print("no runs")
+        return
+    import pandas as pd
+
+    with pd.option_context("display.max_columns", None, "display.width", 200):
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    if args.csv:
+        args.csv.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(args.csv, index=False)
+        print(f"saved {args.csv}")
+
+
+if __name__ == "__main__":
+    main()

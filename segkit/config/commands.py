@@ -1,0 +1,93 @@
+"""The root schemas of the commands: train, inspect, evaluate, predict."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import MISSING
+
+from segkit.config.augment import AugmentConfig
+from segkit.config.dataset import DatasetConfig, ResizePolicy
+from segkit.config.inference import InferenceConfig, PostprocessConfig
+from segkit.config.model import ModelConfig
+from segkit.config.tracking import TrackingConfig
+from segkit.config.trainer import TrainerConfig
+
+
+@dataclass
+class TrainConfig:
+    """The composed run: one option of each group plus run-wide settings."""
+
+    dataset: DatasetConfig = MISSING
+    model: ModelConfig = MISSING
+    trainer: TrainerConfig = MISSING
+    augment: AugmentConfig = MISSING
+    tracking: TrackingConfig = MISSING
+    seed: int = 0
+    run_name: str | None = None
+    output_dir: str | None = None
+    # Rerunning into an output_dir that holds an unfinished run continues it (same MLflow run);
+    # false starts afresh there, moving the unfinished run's files under superseded/.
+    resume: bool = True
+    cache_dir: str = MISSING
+    # The value `python -m segkit.train` returns to a Hydra sweeper.
+    optimized_metric: str = "val/dice"
+
+
+@dataclass
+class InspectConfig:
+    """``python -m segkit.inspect``: statistics and figures of a dataset, nothing trained."""
+
+    dataset: DatasetConfig = MISSING
+    tracking: TrackingConfig = MISSING
+    output_dir: str | None = None
+    cache_dir: str = MISSING
+    run_name: str | None = None
+    # Samples drawn (with `seed`) for the overlay grid.
+    overlays: int = 16
+    seed: int = 0
+    # Decode at most this many samples per split for pixel statistics; null = all of them.
+    max_samples: int | None = None
+
+
+@dataclass
+class EvaluateConfig:
+    """``python -m segkit.evaluate``: scores of a trained model at the original resolution."""
+
+    run_id: str | None = None
+    # A .keras file or models:/<name>/<version> (``model=`` on the command line).
+    model_path: str | None = None
+    # The training run's dataset unless a dataset option is chosen (dataset=isic ...).
+    dataset: Any = None
+    # Where the dataset is on this machine, when not where the run found it.
+    dataset_root: str | None = None
+    split: str = "test"
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
+    postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
+    # Best and worst images shown in the gallery figure.
+    gallery: int = 4
+    max_samples: int | None = None
+    tracking: TrackingConfig = MISSING
+    run_name: str | None = None
+    output_dir: str | None = None
+    cache_dir: str = MISSING
+
+
+@dataclass
+class PredictConfig:
+    """``python -m segkit.predict``: masks and overlays for a folder of images."""
+
+    run_id: str | None = None
+    model_path: str | None = None
+    input: str = MISSING
+    output: str = MISSING
+    # Also write <name>_overlay.jpg next to each mask.
+    overlays: bool = True
+    # When the model comes without a run's config: the input channels are read from the model,
+    # this resize policy is assumed.
+    resize: ResizePolicy = ResizePolicy.resize
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
+    postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
+    tracking: TrackingConfig = MISSING
+    cache_dir: str = MISSING

@@ -1,0 +1,40 @@
+"""Where segkit's own files go inside a run's (or a sweep's) output folder.
+
+Training resumes from them (``segkit.training.state``), evaluation finds a run's config and splits
+beside its checkpoint, and a sweep keeps its parent run's record in the same ``.segkit/`` folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+# segkit's own state inside an output folder (a run's or a sweep's).
+STATE_DIR = ".segkit"
+# A run's resolved config and its split id lists, in its output folder and as MLflow artifacts.
+CONFIG_FILE = "config.yaml"
+SPLITS_DIR = "splits"
+# The artifact folder a run logs its best checkpoint (checkpoints/best.keras) into.
+MODEL_ARTIFACT_DIR = "model"
+
+
+def state_dir(output_dir: Path) -> Path:
+    """Where segkit keeps a run's (or a sweep's) own state inside its output folder."""
+    return output_dir / STATE_DIR
+
+
+def best_checkpoint(output_dir: Path) -> Path:
+    """The best model of a run, as a ``.keras`` file."""
+    return output_dir / "checkpoints" / "best.keras"
+
+
+def backup_dir(output_dir: Path) -> Path:
+    """The backup a killed run resumes from (``segkit.training.checkpoints.Backup``); deleted
+    when the run is FINISHED. Whether a folder holds a finished run is
+    ``segkit.training.state.plan``'s business."""
+    return output_dir / "backup"
+
+
+def run_folder_of(checkpoint: Path) -> Path:
+    """The output folder of a run whose best checkpoint is ``checkpoint``
+    (``<output_dir>/checkpoints/best.keras``)."""
+    return checkpoint.parent.parent

@@ -1,0 +1,70 @@
+"""Dice, IoU and pixel accuracy of a confusion matrix, and labels of predicted probabilities.
+
+The formulas are written once, against an array namespace ``xp``: numpy by default (evaluation,
+per-image scores, challenge metrics), ``keras.ops`` inside a compiled Keras metric
+(``segkit.training.metrics``). Conventions: Dice is the mean over foreground classes (class 0 is
+background), mean IoU the mean over all classes, and a class that appears in neither the labels
+nor the predictions is left out of a mean. A split with no foreground at all and none predicted
+scores Dice 1 (nothing was missed).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+# The mean scores of a confusion matrix, as ``scores`` returns them.
+SCORES = ("dice", "miou", "pixel_accuracy")
+
+
+def labels_from_probabilities(probs, threshold: float = 0.5, xp: Any = np):
+    """Class labels [...] of probabilities [..., K]: one sigmoid channel (K = 1) is foreground
+    above ``threshold``, several softmax channels give their argmax. Booleans or integers:
+    callers cast to the dtype they need."""
+    if probs.shape[-1] == 1:
+        return xp.greater(probs[..., 0], threshold)
+    return xp.argmax(probs, axis=-1)
+
+
+def scores(matrix, xp: Any = np) -> dict:
+    """Scores of a float64 confusion matrix [true class, predicted class].
+
+    Returns:
+        ``dice``, ``miou`` and ``pixel_accuracy`` (scalars), ``dice_per_class`` and
+        ``iou_per_class`` (0 for an absent class) and ``present`` (1 where a class appears in the
+        labels or the predictions).
+    """
+    tp = xp.diagonal(matrix)
+    fp = xp.sum(matrix, axis=0) - tp
+    fn = xp.sum(matrix, axis=1) - tp
+    union = tp + fp + fn
+    # Counts are whole numbers, so this is 1 where a class occurs and 0 elsewhere, in float64.
+    present = xp.minimum(union, 1.0)
+    dice = xp.where(union > 0, 2 * tp / xp.maximum(2 * tp + fp + fn, 1), 0)
+    iou = xp.where(union > 0, tp / xp.maximum(union, 1), 0)
+
+    def present_mean(values, mask):
+        n = xp.sum(mask)
+        return xp.where(n > 0, xp.sum(values * mask) / xp.maximum(n, 1), 1.0)
+
+    total = xp.sum(matrix)
+    return {
+        "dice": present_mean(dice[1:], present[1:]),
+        "miou": present_mean(iou, present),
+        "pixel_accuracy": xp.where(total > 0, xp.sum(tp) / xp.maximum(total, 1), 1.0),
+        "dice_per_class": dice,
+        "iou_per_class": iou,
+        "present": present,
+    }
+
+
+def scores_numpy(matrix) -> dict[str, float | np.ndarray]:
+    """``scores`` as Python floats and numpy arrays, with NaN for absent classes."""
+    out = scores(np.asarray(matrix, np.float64))
+    absent = out.pop("present") == 0
+    for key in ("dice_per_class", "iou_per_class"):
+        out[key] = np.where(absent, np.nan, out[key])
+    for key in SCORES:
+        out[key] = float(out[key])
+    return out

@@ -1,0 +1,43 @@
+"""A trained model logged with MLflow's keras flavour, and registered in the model registry."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from omegaconf import DictConfig
+
+log = logging.getLogger(__name__)
+# The keras-flavour MLflow model of a training run.
+LOGGED_MODEL_NAME = "keras_model"
+
+
+def log_keras_model(run_id: str, model, cfg: DictConfig) -> None:
+    """Log ``model`` (a run's best checkpoint) in MLflow run ``run_id`` with the keras flavour
+    (signature from the dataset's image size and channels) and register it under
+    ``tracking.register_model`` when that is set."""
+    # Imported here: MLflow's keras flavour loads TensorFlow, which a command's start skips.
+    import mlflow
+    import mlflow.keras
+    from mlflow.models import infer_signature
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+    ds = cfg.dataset
+    example = np.zeros((1, int(ds.image_size), int(ds.image_size), int(ds.channels)), np.float32)
+    # A signature, not an input_example: MLflow 3.17's keras flavour writes the example before
+    # it creates the model folder (FileNotFoundError).
+    signature = infer_signature(example, np.asarray(model.predict_on_batch(example)))
+    name = cfg.tracking.get("register_model") or None
+    uri = str(cfg.tracking.uri)
+    # mlflow.keras.log_model logs to the fluent API's active run in the global tracking URI;
+    # segkit's tracker uses an explicit client, so the run is made active only for this call.
+    with _use_tracking_uri(uri):
+        mlflow.set_registry_uri(uri)
+        with mlflow.start_run(run_id=run_id):
+            mlflow.keras.log_model(
+                model,
+                name=LOGGED_MODEL_NAME,
+                signature=signature,
+                registered_model_name=name,
+            )
+    log.info("logged the keras model%s", f" and registered it as {name!r}" if name else "")

@@ -1,0 +1,53 @@
+"""The MLflow store a command talks to: local files or a server, and whether it is there.
+
+Several processes must not write one local SQLite file at once (``is_local_store`` tells a sweep
+when to refuse); a server that does not answer is a one-line error before anything runs, where
+MLflow's own client would retry each request for minutes.
+"""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+from segkit.core.errors import ConfigError
+
+SERVER_HINT = "start one with `make server` (or set tracking.uri to a running server)"
+
+
+def is_local_store(uri: str) -> bool:
+    """Whether ``uri`` is a store in local files (SQLite or a folder) rather than a server."""
+    if uri.startswith("databricks"):  # "databricks" or "databricks://profile": a service
+        return False
+    scheme = urllib.parse.urlparse(uri).scheme
+    return scheme in ("", "file", "sqlite") or len(scheme) == 1  # "C:" is a Windows path
+
+
+def check_existing_store(uri: str, key: str, timeout: float = 5.0) -> None:
+    """Raise a one-line ``ConfigError`` when a store to be read from is not there: a SQLite file
+    that does not exist (MLflow would create an empty one in the current folder and find nothing
+    in it) or a server that does not answer (MLflow's client would retry for minutes)."""
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).is_file():
+        raise ConfigError(f"{key}={uri}: no such store (run from the folder holding mlflow.db)")
+    check_server(uri, timeout)
+
+
+def check_server(uri: str, timeout: float) -> None:
+    """Raise a one-line ``ConfigError`` when an http(s) tracking URI has no server answering.
+
+    Any HTTP answer counts (a proxy's 401 is a server that answers); other URIs pass unchecked.
+    """
+    if urllib.parse.urlparse(uri).scheme not in ("http", "https"):
+        return
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout):
+            pass
+    except urllib.error.HTTPError:
+        return
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise ConfigError(
+            f"tracking.uri={uri}: no MLflow server answers ({reason}); {SERVER_HINT}"
+        ) from None
