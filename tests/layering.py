@@ -105,6 +105,23 @@ def check_layers(root: Path) -> list[str]:
     return upward_imports(found, files) + cycles(found, files)
 
 
+def function_imports(root: Path) -> list[tuple[Path, int, str, bool]]:
+    """(file, line, statement, says why) of every import inside a function, of any module.
+
+    An import says why when a comment stands on its line, on one of the import lines just above
+    it (a block of lazy imports shares one comment), or on the line above that block.
+    """
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        lines = path.read_text().splitlines()
+        for node, in_function in _import_nodes(ast.parse("\n".join(lines))):
+            if in_function:
+                found.append(
+                    (path, node.lineno, lines[node.lineno - 1].strip(), _says_why(lines, node))
+                )
+    return found
+
+
 def module_sizes(root: Path) -> dict[Path, int]:
     """Lines of every module under ``root``."""
     return {path: len(path.read_text().splitlines()) for path in sorted(root.rglob("*.py"))}
@@ -120,6 +137,21 @@ def long_functions(root: Path, limit: int) -> list[tuple[Path, str, int]]:
                 if length > limit:
                     found.append((path, node.name, length))
     return found
+
+
+def _says_why(lines: list[str], node: ast.stmt) -> bool:
+    """A comment on the import, on the imports just above it, or on the line above them."""
+    row = node.lineno - 1
+    while True:
+        text = lines[row].strip()
+        if "#" in text:
+            return True
+        above = lines[row - 1].strip() if row > 0 else ""
+        if not above.startswith(("import ", "from ", "#")):
+            return False
+        if above.startswith("#"):
+            return True
+        row -= 1
 
 
 def _layer_name(module: str) -> str:

@@ -103,6 +103,8 @@ def test_wrong_type_or_choice_is_rejected_at_composition(override):
     ("overrides", "key"),
     [
         (["dataset.image_size=100"], "dataset.image_size"),
+        (["dataset.num_samples=0"], "dataset.num_samples"),
+        (["dataset.min_side=16"], "dataset.min_side"),
         (["dataset.num_classes=1"], "dataset.num_classes"),
         (["dataset.ignore_index=1"], "dataset.ignore_index"),
         (["dataset.split.val=0.6", "dataset.split.test=0.5"], "dataset.split"),
@@ -195,6 +197,18 @@ def test_bad_value_caught_by_validation_is_one_line_and_starts_no_run(tmp_path):
     assert result.stderr.strip().count("\n") == 0, result.stderr
     assert "dataset.image_size=100" in result.stderr and "multiple of" in result.stderr
     assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_an_empty_synthetic_dataset_is_one_line_at_composition(tmp_path):
+    """``dataset.num_samples=0`` used to reach the generator and end in a traceback."""
+    result = run_module(
+        "segkit.train", "dataset.num_samples=0", f"cache_dir={tmp_path}", cwd=tmp_path
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("segkit.train: error: dataset.num_samples=0: expected >= 1"), (
+        result.stderr
+    )
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "synthetic").exists()
 
 
 def test_help_lists_groups_and_cfg_prints_resolved_config(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import layering
+from helpers import REPO
 
 
 def write_tree(root: Path, files: dict[str, str]) -> Path:
@@ -67,3 +68,63 @@ def test_a_clean_layered_tree_passes(tmp_path):
         },
     )
     assert layering.check_layers(package) == []
+
+
+SEGKIT = REPO / "segkit"
+MAX_MODULE_LINES = 300
+MAX_FUNCTION_LINES = 60
+
+
+def test_segkit_imports_only_from_earlier_layers_and_has_no_cycle():
+    assert layering.check_layers(SEGKIT) == []
+
+
+def test_modules_and_functions_stay_small():
+    sizes = layering.module_sizes(SEGKIT)
+    assert {p: n for p, n in sizes.items() if n > MAX_MODULE_LINES} == {}
+    assert layering.long_functions(SEGKIT, MAX_FUNCTION_LINES) == []
+
+
+def test_every_import_inside_a_function_says_why():
+    """Imports inside functions are there to keep TensorFlow (or a command's heavy part) out of
+    start-up; each says so in a comment."""
+    found = layering.function_imports(SEGKIT)
+    assert [(str(path), line, text) for path, line, text, why in found if not why] == []
+
+
+def option_names(group: str) -> set[str]:
+    """The options of a config group: ``conf/<group>/*.yaml``."""
+    return {path.stem for path in (REPO / "conf" / group).glob("*.yaml")}
+
+
+def test_each_registry_matches_its_schemas_enum_and_options():
+    """A part is registered once: the names its schema, enum and YAML options use are the
+    registry's, so adding one to a registry without the rest (or the reverse) fails here."""
+    from segkit.config.augment import AUGMENT_SCHEMAS, AugmentName
+    from segkit.config.dataset import DATASET_SCHEMAS
+    from segkit.config.loss import LossName
+    from segkit.config.model import MODEL_SCHEMAS
+    from segkit.config.trainer import OptimizerName, ScheduleName, Strategy
+    from segkit.data.augment import AUGMENTS
+    from segkit.data.formats import FORMATS
+    from segkit.models import MODELS
+    from segkit.training.losses import LOSSES
+    from segkit.training.optim import OPTIMIZERS, SCHEDULES
+    from segkit.training.strategy import STRATEGIES
+
+    assert set(FORMATS) == set(DATASET_SCHEMAS) == option_names("dataset")
+    assert set(MODELS) == set(MODEL_SCHEMAS) == option_names("model")
+    assert set(AUGMENTS) == set(AUGMENT_SCHEMAS) == set(AugmentName) == option_names("augment")
+    assert set(LOSSES) | {"bce_dice"} == set(LossName)  # bce_dice: shorthand for bce + dice
+    assert set(OPTIMIZERS) == set(OptimizerName)
+    assert set(SCHEDULES) == set(ScheduleName)
+    assert set(STRATEGIES) == set(Strategy)
+
+
+def test_each_option_names_itself_and_its_schema():
+    """``conf/<group>/<name>.yaml`` starts from schema ``<name>`` and sets ``name: <name>``."""
+    for group in ("dataset", "model", "augment"):
+        for name in option_names(group):
+            text = (REPO / "conf" / group / f"{name}.yaml").read_text()
+            assert f"/schema/{group}@_here_: {name}\n" in text, (group, name)
+            assert f"\nname: {name}\n" in text, (group, name)

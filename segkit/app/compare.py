@@ -15,6 +15,11 @@ import argparse
 import sys
 from pathlib import Path
 
+import mlflow
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
 from segkit.core.errors import ConfigError, SegkitError
 from segkit.core.naming import EPOCH_SCORES, is_final_score, is_split_score, metric_direction
 from segkit.evaluation.challenge import HEADLINE_SCORES
@@ -46,9 +51,6 @@ def compare(
     Raises:
         ConfigError: no such experiment or sweep run, or ``metric`` logged by none of the runs.
     """
-    import mlflow
-    from mlflow import MlflowClient
-
     check_existing_store(uri, "uri")
     client = MlflowClient(uri)
     found = client.get_experiment_by_name(experiment)
@@ -100,9 +102,6 @@ def _final_score(column: str) -> bool:
 
 
 def _search(uri: str, experiment_id: str, filters: str):
-    import mlflow
-    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
-
     with _use_tracking_uri(uri):
         return mlflow.search_runs(
             experiment_ids=[experiment_id], filter_string=filters, output_format="pandas"
@@ -144,8 +143,6 @@ def main(argv: list[str] | None = None) -> None:
     if table.empty:
         print("no runs")
         return
-    import pandas as pd
-
     with pd.option_context("display.max_columns", None, "display.width", 200):
         print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     if args.csv:

@@ -13,6 +13,7 @@ import logging
 import tempfile
 from pathlib import Path
 
+from mlflow import MlflowClient
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from segkit.app import hydra_job
@@ -115,7 +116,6 @@ def _tracking(cfg: DictConfig, source: model_source.ModelSource) -> DictConfig:
     tracking = cfg.tracking.copy()
     if not tracking.enabled or source.run_id is None:
         return tracking
-    from mlflow import MlflowClient  # lazy: MLflow loads only where a run is tracked
 
     client = MlflowClient(str(tracking.uri))
     run = client.get_run(source.run_id)

@@ -132,7 +132,7 @@ class Run:
     def _record_failure(self, error: Exception) -> OutOfMemory | None:
         """Tag the run with why it failed (and the epoch it diverged in); returns the one-line
         error to raise instead when it ran out of memory."""
-        import keras  # lazy: loaded already, since training started
+        import keras  # lazy: keeps TensorFlow out of start-up (training has loaded it by now)
 
         tags = {"failure_reason": short_reason(error)}
         if isinstance(error, TrainingDiverged) and error.epoch is not None:

@@ -20,7 +20,14 @@ from segkit.config.loss import parse_loss
 from segkit.config.model import ModelConfig
 from segkit.config.values import option_value
 from segkit.core.errors import ConfigError
-from segkit.core.naming import CLASS_SCORES, EPOCH_SCORES, SPLITS, class_names
+from segkit.core.naming import (
+    CLASS_SCORES,
+    EPOCH_SCORES,
+    SPLITS,
+    class_names,
+    metric_name,
+    parse_metric,
+)
 
 PROBABILITIES = ("horizontal", "vertical", "rotate90", "affine", "colour", "elastic")
 NON_NEGATIVE = ("rotate", "translate", "brightness", "contrast", "saturation", "hue", "alpha")
@@ -152,7 +159,7 @@ def _validate_trainer(trainer: DictConfig, dataset: DictConfig | None) -> None:
     for key in ("epochs", "batch_size", "backup_every_steps"):
         if trainer[key] is not None and trainer[key] < 1:
             raise ConfigError(f"trainer.{key}={trainer[key]}: expected >= 1")
-    monitors = [f"val/{score}" for score in EPOCH_SCORES]
+    monitors = [metric_name("val", score) for score in EPOCH_SCORES]
     if trainer.monitor not in monitors:
         raise ConfigError(
             f"trainer.monitor={trainer.monitor!r}: expected one of {', '.join(monitors)}"
@@ -219,8 +226,7 @@ def _check_known_keys(node: DictConfig, path: str) -> None:
 
 def _check_optimized_metric(metric: str, dataset: DictConfig | None) -> None:
     """A final score a run returns: ``val|test/<score>`` or ``val|test/<dice|iou>/<class>``."""
-    split, _, rest = metric.partition("/")
-    score, _, class_name = rest.partition("/")
+    split, score, class_name = parse_metric(metric)
     names = class_names(dataset) if dataset is not None and "num_classes" in dataset else []
     if split in ("val", "test") and (
         (not class_name and score in EPOCH_SCORES)

@@ -28,6 +28,14 @@ def metric_name(split: str, score: str, class_name: str | None = None) -> str:
     return f"{split}/{score}" if class_name is None else f"{split}/{score}/{class_name}"
 
 
+def parse_metric(name: str) -> tuple[str, str, str]:
+    """``val/dice/lesion`` -> ``("val", "dice", "lesion")``; the class is ``""`` for a split's
+    mean score (``val/dice`` -> ``("val", "dice", "")``)."""
+    split, _, rest = name.partition("/")
+    score, _, class_name = rest.partition("/")
+    return split, score, class_name
+
+
 def logged_name(keras_key: str) -> str:
     """The name segkit logs for a Keras log key: ``val_dice`` -> ``val/dice``, ``loss`` ->
     ``train/loss``."""

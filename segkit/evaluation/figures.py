@@ -12,6 +12,8 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 
+from segkit.core.naming import parse_metric
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 
@@ -26,7 +28,7 @@ def plot_learning_curves(history: Mapping[str, Sequence[float]], path: str | Pat
     fig, (ax_loss, ax_score) = plt.subplots(1, 2, figsize=(11, 4))
     colours: dict[str, str] = {}
     for name, values in sorted(history.items()):
-        split, _, metric = name.partition("/")
+        split, metric, _ = parse_metric(name)
         if metric in ("lr", "images_per_second") or not values:
             continue
         ax = ax_loss if metric == "loss" else ax_score

@@ -1,10 +1,17 @@
-"""A trained model logged with MLflow's keras flavour, and registered in the model registry."""
+"""A trained model logged with MLflow's keras flavour, and registered in the model registry.
+
+MLflow's keras flavour imports TensorFlow: only a training run's last step imports this module.
+"""
 
 from __future__ import annotations
 
 import logging
 
+import mlflow
+import mlflow.keras
 import numpy as np
+from mlflow.models import infer_signature
+from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 from omegaconf import DictConfig
 
 log = logging.getLogger(__name__)
@@ -17,11 +24,6 @@ def log_keras_model(run_id: str, model, cfg: DictConfig) -> None:
     (signature from the dataset's image size and channels) and register it under
     ``tracking.register_model`` when that is set."""
     # Imported here: MLflow's keras flavour loads TensorFlow, which a command's start skips.
-    import mlflow
-    import mlflow.keras
-    from mlflow.models import infer_signature
-    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
-
     ds = cfg.dataset
     example = np.zeros((1, int(ds.image_size), int(ds.image_size), int(ds.channels)), np.float32)
     # A signature, not an input_example: MLflow 3.17's keras flavour writes the example before

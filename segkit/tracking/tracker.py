@@ -13,11 +13,16 @@ anything is trained; MLflow's own client would retry each request for minutes.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param
+from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig
 
 from segkit.core.errors import ConfigError, short_reason
@@ -36,8 +41,6 @@ VERSIONED = ("tensorflow", "keras", "numpy", "mlflow", "hydra-core", "omegaconf"
 
 def library_versions() -> dict[str, str]:
     """``{"numpy.version": "2.4.0", "hydra.version": ...}`` from the installed distributions."""
-    from importlib import metadata
-
     versions = {}
     for name in VERSIONED:
         try:
@@ -121,8 +124,6 @@ class MlflowTracker(NullTracker):
     """One MLflow run in the store at ``tracking.uri``, experiment ``tracking.experiment``."""
 
     def __init__(self, cfg: DictConfig):
-        from mlflow import MlflowClient  # heavy: imported only when tracking is on
-
         self.cfg = cfg
         self.client = MlflowClient(tracking_uri=str(cfg.uri))
         self.run_id = None
@@ -142,8 +143,6 @@ class MlflowTracker(NullTracker):
 
     def start(self, run_name: str, params: Mapping[str, str], tags: Mapping[str, str]) -> None:
         """Create the run, then log its params (in batches MLflow accepts) and tags."""
-        from mlflow.entities import Param
-
         tags = {**dict(self.cfg.tags), **tags}
         if self.cfg.parent_run_id:
             tags[PARENT_TAG] = str(self.cfg.parent_run_id)
@@ -163,8 +162,6 @@ class MlflowTracker(NullTracker):
         Returns False, changing nothing, when this store has no such run in the experiment
         (another ``tracking.uri``, or the run was deleted): the caller then starts a new run.
         """
-        from mlflow.exceptions import MlflowException
-
         try:
             run = self.client.get_run(run_id)
         except MlflowException:
@@ -179,8 +176,6 @@ class MlflowTracker(NullTracker):
     def close_stale(self, run_id: str) -> None:
         """Mark run ``run_id`` KILLED if it is still RUNNING: a run whose process was killed
         (SIGKILL, out of memory) and that a fresh start in its output_dir supersedes."""
-        from mlflow.exceptions import MlflowException
-
         try:
             run = self.client.get_run(run_id)
         except MlflowException:
@@ -205,10 +200,6 @@ class MlflowTracker(NullTracker):
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
         """Log metric values at one step (an epoch), in a single request."""
-        import time
-
-        from mlflow.entities import Metric
-
         now = int(time.time() * 1000)
         batch = [Metric(k, float(v), now, step) for k, v in metrics.items()]
         self.client.log_batch(self.run_id, metrics=batch)

@@ -110,7 +110,7 @@ def _from_slurm(env: Mapping[str, str]) -> ClusterRole:
 
 def make_resolver(trainer: DictConfig, role: ClusterRole):
     """The TensorFlow cluster resolver for ``role.source`` (TF_CONFIG or Slurm)."""
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: a run learns its role (resolve_role) before TensorFlow loads
 
     resolvers = tf.distribute.cluster_resolver
     if role.source == "tf_config":

@@ -20,6 +20,10 @@ from __future__ import annotations
 
 import logging
 
+import keras
+import tensorflow as tf
+from keras import tree
+
 log = logging.getLogger(__name__)
 
 # Broken since Keras 3.0 (TensorFlow 2.16); checked on 3.15.1 with two workers on loopback.
@@ -38,12 +42,13 @@ def needed(version: str) -> bool:
 
 def apply() -> bool:
     """Patch Keras' TensorFlow trainer if this Keras version needs it; returns whether it did."""
-    import keras
-    from keras.src.backend.tensorflow import trainer as tf_trainer
-
     if not needed(keras.__version__):
         log.info("Keras %s: multi-worker compatibility patch not needed", keras.__version__)
         return False
+    # Keras' private module, imported only where the patch applies: a later Keras that moved it
+    # still runs segkit.
+    from keras.src.backend.tensorflow import trainer as tf_trainer
+
     cls = tf_trainer.TensorFlowTrainer
     if not getattr(cls._maybe_symbolic_build, MARKER, False):
         cls._maybe_symbolic_build = _patched_symbolic_build(cls._maybe_symbolic_build, tf_trainer)
@@ -56,9 +61,6 @@ def apply() -> bool:
 
 
 def _patched_symbolic_build(original, tf_trainer):
-    import tensorflow as tf
-    from keras import tree
-
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         strategy = self._distribute_strategy
         if (
@@ -84,8 +86,6 @@ def _patched_symbolic_build(original, tf_trainer):
 
 
 def _patched_reduce(original, tf_trainer):
-    from keras import tree
-
     def reduce_per_replica(values, strategy, reduction):
         if reduction in ("auto", "mean") and tf_trainer._collective_all_reduce_multi_worker(
             strategy

@@ -10,7 +10,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from segkit.core.scores import labels_from_probabilities, scores
+from segkit.core.scores import SCORES, labels_from_probabilities, scores
 
 
 def confusion_matrix(
@@ -111,6 +111,8 @@ class ScoreView(keras.metrics.Metric):
 def segmentation_metrics(
     num_classes: int, ignore_index: int = 255, threshold: float = 0.5
 ) -> list[keras.metrics.Metric]:
-    """Dice, mean IoU and pixel accuracy over one confusion matrix, for ``model.compile``."""
-    dice = ConfusionMatrix(num_classes, ignore_index, threshold, score="dice")
-    return [dice, ScoreView(dice, "miou"), ScoreView(dice, "pixel_accuracy")]
+    """Every score of ``segkit.core.scores.SCORES`` (Dice, mean IoU, pixel accuracy) over one
+    confusion matrix, for ``model.compile``; the first metric holds the matrix."""
+    first, *others = SCORES
+    source = ConfusionMatrix(num_classes, ignore_index, threshold, score=first)
+    return [source, *(ScoreView(source, score) for score in others)]
