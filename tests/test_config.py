@@ -205,9 +205,8 @@ def test_an_empty_synthetic_dataset_is_one_line_at_composition(tmp_path):
         "segkit.train", "dataset.num_samples=0", f"cache_dir={tmp_path}", cwd=tmp_path
     )
     assert result.returncode == 2
-    assert result.stderr.strip() == ("segkit.train: error: dataset.num_samples=0: expected >= 1"), (
-        result.stderr
-    )
+    expected = "segkit.train: error: dataset.num_samples=0: expected >= 1"
+    assert result.stderr.strip() == expected, result.stderr
     assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "synthetic").exists()
 
 

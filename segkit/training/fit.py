@@ -125,8 +125,8 @@ def fit_in_phases(
         steps_per_epoch: optimizer steps per epoch.
         callbacks: the same instances serve every phase, so the best score carries over.
         train_data: the training stream from a given epoch on, optionally without its first
-            batches (``Run.train_dataset``), so that a later phase or a resumed run reads the
-            epochs it trains, not earlier ones again.
+            batches (``segkit.app.run_steps.train_dataset``), so that a later phase or a resumed
+            run reads the epochs it trains, not earlier ones again.
         after_phase: called after each phase (raises to stop, e.g. on a diverged loss).
         fit_kwargs: passed to every ``model.fit`` (validation data, verbosity).
     """
