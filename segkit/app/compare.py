@@ -15,11 +15,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import mlflow
-import pandas as pd
-from mlflow import MlflowClient
-from mlflow.tracking._tracking_service.utils import _use_tracking_uri
-
 from segkit.core.errors import ConfigError, SegkitError
 from segkit.core.naming import EPOCH_SCORES, is_final_score, is_split_score, metric_direction
 from segkit.evaluation.challenge import HEADLINE_SCORES
@@ -51,6 +46,10 @@ def compare(
     Raises:
         ConfigError: no such experiment or sweep run, or ``metric`` logged by none of the runs.
     """
+    # lazy: MLflow takes seconds to import; `--help` and a mistyped argument need none of it
+    import mlflow
+    from mlflow import MlflowClient
+
     check_existing_store(uri, "uri")
     client = MlflowClient(uri)
     found = client.get_experiment_by_name(experiment)
@@ -102,6 +101,9 @@ def _final_score(column: str) -> bool:
 
 
 def _search(uri: str, experiment_id: str, filters: str):
+    import mlflow  # lazy: see compare
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
     with _use_tracking_uri(uri):
         return mlflow.search_runs(
             experiment_ids=[experiment_id], filter_string=filters, output_format="pandas"
@@ -143,6 +145,8 @@ def main(argv: list[str] | None = None) -> None:
     if table.empty:
         print("no runs")
         return
+    import pandas as pd  # lazy: loaded with MLflow by compare()
+
     with pd.option_context("display.max_columns", None, "display.width", 200):
         print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     if args.csv:

@@ -13,7 +13,6 @@ import logging
 import tempfile
 from pathlib import Path
 
-from mlflow import MlflowClient
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from segkit.app import hydra_job
@@ -116,6 +115,7 @@ def _tracking(cfg: DictConfig, source: model_source.ModelSource) -> DictConfig:
     tracking = cfg.tracking.copy()
     if not tracking.enabled or source.run_id is None:
         return tracking
+    from mlflow import MlflowClient  # lazy: MLflow takes seconds to import; only runs need it
 
     client = MlflowClient(str(tracking.uri))
     run = client.get_run(source.run_id)

@@ -14,9 +14,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import mlflow.artifacts
-from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, OmegaConf
 
 from segkit.config.store import SCHEMAS
@@ -91,11 +88,16 @@ def resolve(model: str | None, run_id: str | None, tracking_uri: str, workdir: P
 
 
 def _client(tracking_uri: str):
+    # lazy: MLflow takes seconds to import; a model given as a file needs none of it
+    from mlflow import MlflowClient
+
     check_existing_store(tracking_uri, "tracking.uri")
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 
 def _from_run(run_id: str, tracking_uri: str, workdir: Path) -> ModelSource:
+    from mlflow.exceptions import MlflowException  # lazy: see _client
+
     client = _client(tracking_uri)
     try:
         client.get_run(run_id)
@@ -115,6 +117,9 @@ def _from_run(run_id: str, tracking_uri: str, workdir: Path) -> ModelSource:
 
 
 def _from_registry(uri: str, tracking_uri: str, workdir: Path) -> ModelSource:
+    import mlflow.artifacts  # lazy: see _client
+    from mlflow.exceptions import MlflowException
+
     parts = uri[len("models:/") :].split("/")
     if len(parts) != 2 or not all(parts):
         raise ConfigError(f"model={uri}: expected models:/<name>/<version>")
@@ -142,6 +147,8 @@ def _from_registry(uri: str, tracking_uri: str, workdir: Path) -> ModelSource:
 
 def _attach_run_files(client, source: ModelSource, run_id: str, folder: Path) -> None:
     """The run's config and split files, where it logged them."""
+    from mlflow.exceptions import MlflowException  # lazy: see _client
+
     with contextlib.suppress(MlflowException, OSError):
         source.config = OmegaConf.load(client.download_artifacts(run_id, CONFIG_FILE, str(folder)))
     with contextlib.suppress(MlflowException, OSError):

@@ -20,9 +20,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from mlflow import MlflowClient
-from mlflow.entities import Metric, Param
-from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig
 
 from segkit.core.errors import ConfigError, short_reason
@@ -124,6 +121,10 @@ class MlflowTracker(NullTracker):
     """One MLflow run in the store at ``tracking.uri``, experiment ``tracking.experiment``."""
 
     def __init__(self, cfg: DictConfig):
+        # lazy: MLflow takes seconds to import, and a command reports a mistake in its input
+        # (config, data, output folder) before it makes the tracker.
+        from mlflow import MlflowClient
+
         self.cfg = cfg
         self.client = MlflowClient(tracking_uri=str(cfg.uri))
         self.run_id = None
@@ -143,6 +144,8 @@ class MlflowTracker(NullTracker):
 
     def start(self, run_name: str, params: Mapping[str, str], tags: Mapping[str, str]) -> None:
         """Create the run, then log its params (in batches MLflow accepts) and tags."""
+        from mlflow.entities import Param  # lazy: see __init__
+
         tags = {**dict(self.cfg.tags), **tags}
         if self.cfg.parent_run_id:
             tags[PARENT_TAG] = str(self.cfg.parent_run_id)
@@ -162,6 +165,8 @@ class MlflowTracker(NullTracker):
         Returns False, changing nothing, when this store has no such run in the experiment
         (another ``tracking.uri``, or the run was deleted): the caller then starts a new run.
         """
+        from mlflow.exceptions import MlflowException  # lazy: see __init__
+
         try:
             run = self.client.get_run(run_id)
         except MlflowException:
@@ -176,6 +181,8 @@ class MlflowTracker(NullTracker):
     def close_stale(self, run_id: str) -> None:
         """Mark run ``run_id`` KILLED if it is still RUNNING: a run whose process was killed
         (SIGKILL, out of memory) and that a fresh start in its output_dir supersedes."""
+        from mlflow.exceptions import MlflowException  # lazy: see __init__
+
         try:
             run = self.client.get_run(run_id)
         except MlflowException:
@@ -200,6 +207,8 @@ class MlflowTracker(NullTracker):
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
         """Log metric values at one step (an epoch), in a single request."""
+        from mlflow.entities import Metric  # lazy: see __init__
+
         now = int(time.time() * 1000)
         batch = [Metric(k, float(v), now, step) for k, v in metrics.items()]
         self.client.log_batch(self.run_id, metrics=batch)
