@@ -30,7 +30,7 @@ KEYS = {
     "params": "model.name,dataset.name,trainer.epochs,trainer.optimizer.lr,trainer.loss",
 }
 # The final scores shown as columns: the epoch scores and the challenges' headline scores.
-SCORES = (*EPOCH_SCORES, *HEADLINE_SCORES)
+COMPARED_SCORES = (*EPOCH_SCORES, *HEADLINE_SCORES)
 
 
 def compare(
@@ -97,7 +97,7 @@ def _final_score(column: str) -> bool:
     if not column.startswith("metrics."):
         return False
     name = column[len("metrics.") :]
-    return is_final_score(name) and name.rsplit("/", 1)[-1] in SCORES
+    return is_final_score(name) and name.rsplit("/", 1)[-1] in COMPARED_SCORES
 
 
 def _search(uri: str, experiment_id: str, filters: str):

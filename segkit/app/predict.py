@@ -14,6 +14,7 @@ from PIL import Image
 from segkit.config.validate import validate
 from segkit.config.values import option_value
 from segkit.core.errors import DataError
+from segkit.core.scores import classes_of_output
 from segkit.data.decode import header_size, read_image
 from segkit.data.geometry import Policy
 from segkit.data.index import is_image
@@ -51,8 +52,7 @@ def predict(cfg: DictConfig) -> list[Path]:
     else:
         size = int(model.input_shape[1])
         policy = Policy(option_value(cfg.resize), size)
-        outputs = int(model.output_shape[-1])
-        num_classes, ignore = (2 if outputs == 1 else outputs), 255
+        num_classes, ignore = classes_of_output(int(model.output_shape[-1])), 255
     predictor = Predictor(model, policy, OmegaConf.to_object(cfg.inference))
     channels = int(model.input_shape[-1])
     written = []

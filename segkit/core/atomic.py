@@ -39,12 +39,7 @@ def replacing(path: str | os.PathLike, durable: bool = True) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def write_atomic(path: str | os.PathLike, data: str | bytes) -> None:
-    """Write ``data`` (text as UTF-8) to ``path`` through ``replacing``."""
-    with replacing(path) as tmp:
-        tmp.write_bytes(data.encode() if isinstance(data, str) else data)
-
-
 def write_json(path: str | os.PathLike, value: Any) -> None:
-    """``write_atomic`` of ``value`` as JSON."""
-    write_atomic(path, json.dumps(value, indent=1, sort_keys=True))
+    """``value`` as JSON in ``path``, written through ``replacing``."""
+    with replacing(path) as tmp:
+        tmp.write_text(json.dumps(value, indent=1, sort_keys=True))

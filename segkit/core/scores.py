@@ -18,6 +18,17 @@ import numpy as np
 SCORES = ("dice", "miou", "pixel_accuracy")
 
 
+def output_channels(num_classes: int) -> int:
+    """Channels of a model's output for ``num_classes`` (background included): one sigmoid
+    channel for a binary task, one softmax channel per class otherwise."""
+    return 1 if num_classes == 2 else num_classes
+
+
+def classes_of_output(channels: int) -> int:
+    """Inverse of ``output_channels``: the classes (background included) a model predicts."""
+    return 2 if channels == 1 else channels
+
+
 def labels_from_probabilities(probs, threshold: float = 0.5, xp: Any = np):
     """Class labels [...] of probabilities [..., K]: one sigmoid channel (K = 1) is foreground
     above ``threshold``, several softmax channels give their argmax. Booleans or integers:

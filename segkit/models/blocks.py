@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from keras import layers
 
+from segkit.core.scores import output_channels
+
 # Name of the nested model that holds a network's (pretrained) encoder, if it has one: freezing
 # and fine-tuning act on this layer.
 ENCODER = "encoder"
@@ -50,16 +52,10 @@ def output_activation(logits, num_classes: int):
     return layers.Activation(activation, dtype="float32", name="probabilities")(logits)
 
 
-def output_channels(num_classes: int) -> int:
-    """Channels of the model output for a dataset with ``num_classes`` (background included)."""
-    return 1 if num_classes == 2 else num_classes
-
-
 __all__ = [
     "ENCODER",
     "conv_block",
     "output_activation",
-    "output_channels",
     "segmentation_head",
     "upsample",
 ]

@@ -21,7 +21,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from segkit.models.blocks import output_activation, output_channels
+from segkit.core.scores import output_channels
+from segkit.models.blocks import output_activation
 
 # Decoder levels (0 = full resolution) that feed deep supervision: the paper's three.
 SUPERVISED_LEVELS = 3

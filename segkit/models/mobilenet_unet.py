@@ -20,7 +20,8 @@ import keras
 from keras import layers
 
 from segkit.config.model import encoder_weights_file
-from segkit.models.blocks import ENCODER, output_activation, output_channels
+from segkit.core.scores import output_channels
+from segkit.models.blocks import ENCODER, output_activation
 
 # Batch-norm momentum of an encoder trained from random weights (see mobilenet_encoder).
 FROM_SCRATCH_BN_MOMENTUM = 0.9
