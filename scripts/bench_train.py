@@ -17,6 +17,11 @@ the closest to the speed of a quiet machine (the reasoning of ``timeit``).
 
     python scripts/bench_train.py                        # 3 models x float32/auto, 128 px
     python scripts/bench_train.py --models unet --epochs 4 --precisions float32,mixed_bfloat16
+    python scripts/bench_train.py --precisions float32 \
+        --models encoder_unet:mobilenetv2,encoder_unet:resnet50,encoder_unet:efficientnetb0
+
+A model ``encoder_unet:<name>`` is ``model=encoder_unet model.encoder.name=<name>`` (random
+weights: the speed does not depend on them).
 """
 
 from __future__ import annotations
@@ -130,10 +135,16 @@ def main() -> None:
     print_table(rows, args)
 
 
+def model_overrides(model: str) -> list[str]:
+    """``model=<model>``, or for ``encoder_unet:<name>`` the encoder-UNet on that encoder."""
+    family, _, encoder = model.partition(":")
+    return [f"model={family}", *([f"model.encoder.name={encoder}"] if encoder else [])]
+
+
 def bench_config(args, model: str, policy: str, output_dir: Path):
     return compose(
         [
-            f"model={model}",
+            *model_overrides(model),
             f"trainer.precision={policy}",
             f"trainer.epochs={args.epochs}",
             f"trainer.batch_size={args.batch_size}",
@@ -155,13 +166,14 @@ def print_table(rows: list[tuple[str, str, float, float]], args) -> None:
         f"keras {keras.__version__})"
     )
     header = ("model", "precision", "segkit", "bare", "segkit/bare", "vs float32")
-    print(f"{header[0]:<16}{header[1]:<16}" + "".join(f"{h:>13}" for h in header[2:]))
+    width = max(16, *(len(row[0]) + 2 for row in rows))
+    print(f"{header[0]:<{width}}{header[1]:<16}" + "".join(f"{h:>13}" for h in header[2:]))
     float32 = {model: segkit for model, policy, segkit, _ in rows if policy == "float32"}
     for model, policy, segkit, bare in rows:
         base = float32.get(model)
         speedup = f"{segkit / base:.2f}x" if base else "-"
         print(
-            f"{model:<16}{policy:<16}{segkit:>13.1f}{bare:>13.1f}{segkit / bare:>13.2f}"
+            f"{model:<{width}}{policy:<16}{segkit:>13.1f}{bare:>13.1f}{segkit / bare:>13.2f}"
             f"{speedup:>13}"
         )
 

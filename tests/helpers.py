@@ -31,6 +31,12 @@ TINY = [
 TINY_MODELS = {
     "unet": ["model=unet", "model.base_filters=4", "model.depth=2"],
     "improved_unet": ["model=improved_unet", "model.base_filters=4", "model.depth=2"],
+    "encoder_unet": [
+        "model=encoder_unet",
+        "model.encoder.name=mobilenetv3small",
+        "model.encoder.alpha=0.75",
+        "model.decoder_filters=[16,8,8,4,4]",
+    ],
     "mobilenet_unet": [
         "model=mobilenet_unet",
         "model.encoder.alpha=0.35",
@@ -69,13 +75,17 @@ def dataset_node(name: str = "isic", **values) -> DictConfig:
 
 
 def run_module(
-    module: str, *args: str, cwd: Path, timeout: float = 300
+    module: str,
+    *args: str,
+    cwd: Path,
+    timeout: float = 300,
+    env: Mapping[str, str] | None = None,
 ) -> subprocess.CompletedProcess:
-    """Run ``python -m <module> args`` in a subprocess, as a user would."""
+    """Run ``python -m <module> args`` in a subprocess, as a user would (``env`` added)."""
     return subprocess.run(
         [sys.executable, "-m", module, *args],
         cwd=cwd,
-        env=user_env(),
+        env=user_env(env),
         capture_output=True,
         text=True,
         timeout=timeout,

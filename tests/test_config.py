@@ -216,7 +216,7 @@ def test_help_lists_groups_and_cfg_prints_resolved_config(tmp_path):
     for line in (
         "dataset: dsb2018, folder, isbi, isic, synthetic, voc",
         "augment: elastic, flip, none, standard",
-        "model: improved_unet, mobilenet_unet, unet",
+        "model: encoder_unet, improved_unet, mobilenet_unet, unet",
         "trainer: default, mirrored, multi_worker, smoke",
         "tracking: local, none, server",
         "hparams_search: optuna, optuna_isic",

@@ -9,12 +9,9 @@ import pytest
 from helpers import REPO, compose_config
 from segkit.core.errors import ConfigError
 from segkit.models import MODELS, build_model
+from segkit.models.encoders import FROM_SCRATCH_BN_MOMENTUM
 from segkit.models.improved_unet import build_improved_unet
-from segkit.models.mobilenet_unet import (
-    FROM_SCRATCH_BN_MOMENTUM,
-    SKIP_LAYERS,
-    build_mobilenet_unet,
-)
+from segkit.models.mobilenet_unet import SKIP_LAYERS, build_mobilenet_unet
 from segkit.models.unet import build_unet
 from segkit.training.fit import compile_model
 from segkit.training.precision import precision_policy
@@ -23,6 +20,10 @@ from segkit.training.precision import precision_policy
 TINY = {
     "unet": {"base_filters": 4, "depth": 2},
     "improved_unet": {"base_filters": 4, "depth": 2},
+    "encoder_unet": {
+        "encoder": {"name": "mobilenetv3small", "weights": None, "trainable": True, "alpha": 0.75},
+        "decoder_filters": (16, 8, 8, 4, 4),
+    },
     "mobilenet_unet": {
         "encoder": {"weights": None, "trainable": True, "alpha": 0.35},
         "decoder_filters": (16, 8, 8, 4),
@@ -39,7 +40,7 @@ def images(n: int = 2, size: int = 32, channels: int = 3, seed: int = 0) -> np.n
 
 
 def test_registry_has_every_model():
-    assert set(MODELS) == {"unet", "improved_unet", "mobilenet_unet"} == set(TINY)
+    assert set(MODELS) == {"unet", "improved_unet", "encoder_unet", "mobilenet_unet"} == set(TINY)
 
 
 @pytest.mark.parametrize("name", sorted(TINY))

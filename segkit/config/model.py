@@ -15,7 +15,8 @@ from typing import ClassVar
 
 from omegaconf import MISSING, DictConfig
 
-from segkit.core.errors import ConfigError
+from segkit.config.encoders import ENCODERS
+from segkit.core.errors import ConfigError, lookup
 
 
 class Upsampling(StrEnum):
@@ -107,95 +108,178 @@ def check_depth(cfg: DictConfig) -> None:
     )
 
 
+class Decoder(StrEnum):
+    """The decoder of ``model=encoder_unet``."""
+
+    # Per level: 2x upsampling, concatenation with the skip, two 3x3 conv-BN-ReLU (as
+    # segmentation_models' Unet); five levels, from 1/32 up to the full resolution.
+    unet = "unet"
+    # The TensorFlow tutorial's pix2pix blocks: 3x3 stride-2 transposed conv-BN-ReLU, then the
+    # skip; four levels up to 1/2, and a last transposed convolution to the class scores.
+    pix2pix = "pix2pix"
+
+
+# Filters of each decoder's levels, deepest first, when model.decoder_filters is null.
+DECODER_FILTERS: dict[Decoder, tuple[int, ...]] = {
+    Decoder.unet: (256, 128, 64, 32, 16),
+    Decoder.pix2pix: (512, 256, 128, 64),
+}
+IMAGENET = "imagenet"
+
+
 @dataclass
 class EncoderConfig:
-    """A MobileNetV2 encoder: initial weights (a local file; nothing is downloaded) and freezing."""
+    """A pretrained encoder's initial weights and freezing (MobileNetV2 in mobilenet_unet)."""
 
-    # null = random initialisation; else a local MobileNetV2 no-top weights file (.h5/.weights.h5),
-    # e.g. Keras' mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5.
+    # null = random initialisation; imagenet = Keras' ImageNet weights (downloaded once into
+    # Keras' cache, $KERAS_HOME/models or ~/.keras/models); or a local no-top weights file.
     weights: str | None = None
     trainable: bool = True
-    # MobileNetV2 width multiplier; must match the weights file.
+    # Width multiplier of MobileNet encoders; must match the weights.
     alpha: float = 1.0
 
 
 @dataclass
-class MobileNetUNetConfig(ModelConfig):
-    """The TensorFlow segmentation tutorial's model: MobileNetV2 encoder, pix2pix decoder."""
+class NamedEncoderConfig(EncoderConfig):
+    """Any registered encoder (``segkit.config.encoders.ENCODERS``)."""
 
-    name: str = "mobilenet_unet"
-    encoder: EncoderConfig = field(default_factory=EncoderConfig)
-    # Filters of the four transposed-convolution upsampling blocks, deepest first.
-    decoder_filters: list[int] = field(default_factory=lambda: [512, 256, 128, 64])
+    name: str = "resnet50"
+
+
+@dataclass
+class EncoderUNetConfig(ModelConfig):
+    """A ``keras.applications`` encoder under a UNet (or pix2pix) decoder."""
+
+    name: str = "encoder_unet"
+    encoder: NamedEncoderConfig = field(default_factory=NamedEncoderConfig)
+    decoder: Decoder = Decoder.unet
+    # Filters per decoder level, deepest first; null = DECODER_FILTERS[decoder].
+    decoder_filters: list[int] | None = None
+    # Dropout after each decoder level's batch norm (pix2pix used 0.5).
     dropout: float = 0.0
     # Train with a frozen encoder (encoder.trainable=false) up to this epoch, then unfreeze it
     # and continue with the learning rate times fine_tune_lr_factor; null = no fine-tuning phase.
     fine_tune_at: int | None = None
     fine_tune_lr_factor: float = 0.1
     TRAINING_KEYS: ClassVar[tuple[str, ...]] = ("fine_tune_at", "fine_tune_lr_factor")
-    # MobileNetV2 halves the input five times (block_16_project is at 1/32 of the input).
-    STRIDE: ClassVar[int] = 32
 
     @classmethod
     def check(cls, cfg: DictConfig) -> None:
-        """Input size, weights file, and a fine-tuning epoch inside the run."""
-        model = cfg.model
-        check_input_size(
-            int(cfg.dataset.image_size),
-            cls.STRIDE,
-            cls.STRIDE,
-            "model=mobilenet_unet (the MobileNetV2 encoder halves the input 5 times)",
-        )
-        if len(model.decoder_filters) != 4:
-            raise ConfigError(
-                f"model.decoder_filters has {len(model.decoder_filters)} values: expected 4, "
-                "one per upsampling block from 1/32 to 1/2 of the input"
-            )
-        weights = encoder_weights_file(model.encoder.weights)
-        if not model.encoder.trainable and weights is None:
-            raise ConfigError(
-                "model.encoder.trainable=false with model.encoder.weights=null would freeze a "
-                "randomly initialised encoder: give a weights file or set trainable=true"
-            )
-        at = model.fine_tune_at
-        if at is None:
-            return
-        if model.encoder.trainable:
-            raise ConfigError(
-                f"model.fine_tune_at={at} needs model.encoder.trainable=false (the encoder is "
-                "frozen until then)"
-            )
-        # Configs without a trainer (segkit.inspect) have no epochs to check against.
-        epochs = int(cfg.trainer.epochs) if "trainer" in cfg else at + 1
-        if not 1 <= at < epochs:
-            raise ConfigError(
-                f"model.fine_tune_at={at}: expected an epoch from 1 to "
-                f"trainer.epochs-1={epochs - 1}"
-            )
-        if not model.fine_tune_lr_factor > 0:
-            raise ConfigError(
-                f"model.fine_tune_lr_factor={model.fine_tune_lr_factor}: expected > 0"
-            )
+        """Encoder name, input size and channels, weights, decoder filters, fine-tuning epoch."""
+        check_encoder(cfg, cfg.model.encoder.name, Decoder(cfg.model.decoder))
 
 
-def encoder_weights_file(weights: str | None) -> str | None:
-    """The path of ``model.encoder.weights`` with ``~`` expanded, or None (random weights).
+@dataclass
+class MobileNetUNetConfig(ModelConfig):
+    """The TensorFlow segmentation tutorial's model: MobileNetV2 encoder, pix2pix decoder
+    (``encoder_unet`` with ``encoder.name=mobilenetv2`` and ``decoder=pix2pix``)."""
+
+    name: str = "mobilenet_unet"
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    # Filters of the four transposed-convolution upsampling blocks, deepest first.
+    decoder_filters: list[int] = field(default_factory=lambda: [512, 256, 128, 64])
+    dropout: float = 0.0
+    fine_tune_at: int | None = None
+    fine_tune_lr_factor: float = 0.1
+    TRAINING_KEYS: ClassVar[tuple[str, ...]] = ("fine_tune_at", "fine_tune_lr_factor")
+
+    @classmethod
+    def check(cls, cfg: DictConfig) -> None:
+        """As encoder_unet's, for MobileNetV2 and the pix2pix decoder."""
+        check_encoder(cfg, "mobilenetv2", Decoder.pix2pix)
+
+
+def check_encoder(cfg: DictConfig, name: str, decoder: Decoder) -> None:
+    """The checks of a model with a registered encoder, before TensorFlow loads.
 
     Raises:
-        ConfigError: the file does not exist (nothing is ever downloaded).
+        ConfigError: naming the key at fault and what would work.
     """
-    if weights is None:
-        return None
+    model = cfg.model
+    spec = lookup(ENCODERS, name, "model.encoder.name")
+    check_input_size(
+        int(cfg.dataset.image_size),
+        spec.step,
+        spec.min_size,
+        f"encoder {name} (it halves the input 5 times)",
+    )
+    # dataset.channels is 1 (repeated to RGB) or 3 for every dataset (config.validate).
+    weights = encoder_weights(model.encoder.weights)
+    check_alpha(name, spec.alphas, float(model.encoder.alpha), weights)
+    filters = model.decoder_filters
+    expected = len(DECODER_FILTERS[decoder])
+    if filters is not None and len(filters) != expected:
+        raise ConfigError(
+            f"model.decoder_filters has {len(filters)} values: decoder {decoder} expects "
+            f"{expected}, one per level from the 1/32 map up (or null for "
+            f"{list(DECODER_FILTERS[decoder])})"
+        )
+    if not 0.0 <= float(model.dropout) < 1.0:
+        raise ConfigError(f"model.dropout={model.dropout}: expected a rate in [0, 1)")
+    if not model.encoder.trainable and weights is None:
+        raise ConfigError(
+            "model.encoder.trainable=false with model.encoder.weights=null would freeze a "
+            "randomly initialised encoder: give imagenet or a weights file, or set trainable=true"
+        )
+    check_fine_tuning(cfg)
+
+
+def check_alpha(name: str, alphas: tuple[float, ...], alpha: float, weights: str | None) -> None:
+    """``model.encoder.alpha`` is a MobileNet width multiplier with ImageNet weights for it."""
+    if not alphas:
+        if alpha != 1.0:
+            raise ConfigError(
+                f"model.encoder.alpha={alpha}: encoder {name} has no width multiplier "
+                "(only the MobileNet encoders do); expected 1.0"
+            )
+    elif weights == IMAGENET and alpha not in alphas:
+        raise ConfigError(
+            f"model.encoder.alpha={alpha}: Keras has ImageNet weights of {name} for alpha in "
+            f"{', '.join(str(a) for a in alphas)} only"
+        )
+
+
+def check_fine_tuning(cfg: DictConfig) -> None:
+    """``model.fine_tune_at`` needs a frozen encoder and an epoch inside the run."""
+    model = cfg.model
+    at = model.fine_tune_at
+    if at is None:
+        return
+    if model.encoder.trainable:
+        raise ConfigError(
+            f"model.fine_tune_at={at} needs model.encoder.trainable=false (the encoder is "
+            "frozen until then)"
+        )
+    # Configs without a trainer (segkit.inspect) have no epochs to check against.
+    epochs = int(cfg.trainer.epochs) if "trainer" in cfg else at + 1
+    if not 1 <= at < epochs:
+        raise ConfigError(
+            f"model.fine_tune_at={at}: expected an epoch from 1 to trainer.epochs-1={epochs - 1}"
+        )
+    if not model.fine_tune_lr_factor > 0:
+        raise ConfigError(f"model.fine_tune_lr_factor={model.fine_tune_lr_factor}: expected > 0")
+
+
+def encoder_weights(weights: str | None) -> str | None:
+    """``model.encoder.weights`` as the encoder builder takes it: None (random), ``imagenet``,
+    or the path of an existing file with ``~`` expanded.
+
+    Raises:
+        ConfigError: a path that names no file (segkit downloads nothing itself).
+    """
+    if weights is None or weights == IMAGENET:
+        return weights
     path = Path(weights).expanduser()
     if not path.is_file():
         raise ConfigError(
-            f"model.encoder.weights={weights}: no such file (nothing is downloaded: give a "
-            "local MobileNetV2 no-top weights file, or null for random initial weights)"
+            f"model.encoder.weights={weights}: no such file (expected null for random initial "
+            "weights, imagenet for Keras' ImageNet weights, or a local no-top weights file)"
         )
     return str(path)
 
 
 # Option name -> schema (the ConfigStore's schema/model group).
 MODEL_SCHEMAS: dict[str, type[ModelConfig]] = {
-    schema.name: schema for schema in (UNetConfig, ImprovedUNetConfig, MobileNetUNetConfig)
+    schema.name: schema
+    for schema in (UNetConfig, ImprovedUNetConfig, EncoderUNetConfig, MobileNetUNetConfig)
 }

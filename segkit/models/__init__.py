@@ -10,6 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from segkit.config.values import to_container
 from segkit.core.errors import lookup
+from segkit.models.encoder_unet import build_encoder_unet
 from segkit.models.improved_unet import build_improved_unet
 from segkit.models.mobilenet_unet import build_mobilenet_unet
 from segkit.models.unet import build_unet
@@ -17,6 +18,7 @@ from segkit.models.unet import build_unet
 MODELS: dict[str, Callable[..., keras.Model]] = {
     "unet": build_unet,
     "improved_unet": build_improved_unet,
+    "encoder_unet": build_encoder_unet,
     "mobilenet_unet": build_mobilenet_unet,
 }
 
