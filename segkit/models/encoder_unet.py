@@ -19,13 +19,14 @@ is repeated to three channels so that RGB weights fit.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from typing import Any
 
 import keras
 from keras import layers
 
 from segkit.config.encoders import ENCODERS, Preprocessing
-from segkit.config.model import DECODER_FILTERS, Decoder, encoder_weights
+from segkit.config.model import DECODER_FILTERS, Decoder, NamedEncoderConfig, encoder_weights
 from segkit.core.errors import lookup
 from segkit.core.scores import output_channels
 from segkit.models.blocks import output_activation
@@ -47,9 +48,9 @@ def build_encoder_unet(
     Args:
         input_shape: (height, width, channels); a multiple of 32, 1 or 3 channels.
         num_classes: classes including background (2 = binary, one sigmoid output channel).
-        encoder: ``name`` (a key of ``ENCODERS``), ``weights`` (null, ``imagenet`` or a local
-            no-top weights file), ``trainable`` (false freezes the encoder, batch norm
-            statistics included) and ``alpha`` (MobileNet width multiplier).
+        encoder: ``name`` (a key of ``ENCODERS``; default resnet50), ``weights`` (null,
+            ``imagenet`` or a local no-top weights file), ``trainable`` (false freezes the
+            encoder, batch norm statistics included) and ``alpha`` (MobileNet width multiplier).
         decoder: ``unet`` or ``pix2pix``.
         decoder_filters: filters per decoder level, deepest first (5 for unet, 4 for pix2pix);
             None = the decoder's default.
@@ -59,8 +60,7 @@ def build_encoder_unet(
     Raises:
         ConfigError: unknown encoder, missing or unfitting weights.
     """
-    options = {"name": "mobilenetv2", "weights": None, "trainable": True, "alpha": 1.0}
-    options.update(encoder or {})
+    options = {**asdict(NamedEncoderConfig()), **(encoder or {})}
     spec = lookup(ENCODERS, options["name"], "model.encoder.name")
     decoder = Decoder(decoder)
     filters = tuple(decoder_filters or DECODER_FILTERS[decoder])

@@ -135,24 +135,28 @@ def not_downloadable(name: str, error: BaseException) -> str:
     """The one-line message for ImageNet weights that Keras could neither find nor fetch."""
     cache = os.path.join(keras_cache(), "models")
     found = re.search(r"URL fetch failure on (\S+): ", str(error))
-    reason = " ".join(str(error).split())[:200]
+    text = " ".join(str(error).split())
     if found is None:
         return (
             f"model.encoder.weights=imagenet: Keras could not get encoder {name}'s ImageNet "
-            f"weights into its cache {cache} ({reason})"
+            f"weights into its cache {cache} ({text[:200]})"
         )
     url = found.group(1)
+    reason = text.split(" -- ")[-1][:200]
     return (
         f"model.encoder.weights=imagenet: encoder {name}'s ImageNet weights are not in Keras' "
-        f"cache and could not be downloaded ({reason.split(' -- ')[-1]}); put "
-        f"{url.rsplit('/', 1)[-1]} (from {url}) into {cache}, or give its path as "
-        "model.encoder.weights"
+        f"cache and could not be downloaded ({reason}); put {url.rsplit('/', 1)[-1]} (from "
+        f"{url}) into {cache}, or give its path as model.encoder.weights"
     )
 
 
 def keras_cache() -> str:
-    """Keras' cache folder as Keras finds it: ``$KERAS_HOME``, else ``~/.keras``."""
-    return os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    """Keras' cache folder, found as Keras finds it (it has no public accessor):
+    ``$KERAS_HOME``, else ``~/.keras``, or ``/tmp/.keras`` where the home folder is read-only."""
+    if "KERAS_HOME" in os.environ:
+        return os.environ["KERAS_HOME"]
+    home = os.path.expanduser("~")
+    return os.path.join(home if os.access(home, os.W_OK) else "/tmp", ".keras")
 
 
 __all__ = [
