@@ -63,7 +63,8 @@ class SplitConfig:
     """Deterministic random split of the samples: fractions for val and test, the rest trains.
 
     A dataset's own split (official folders or list files) wins over the fractions for the
-    splits it defines; ``files`` fixes every split from id lists instead.
+    splits it defines; ``files`` fixes every split from id lists instead; ``folds`` and
+    ``fold`` replace the val fraction with one fold of a K-fold cross-validation.
     """
 
     val: float = 0.15
@@ -72,6 +73,11 @@ class SplitConfig:
     # Folder with train.txt, val.txt and optionally test.txt (one sample id per line), such as a
     # previous run's splits/ folder; null = official splits where the dataset has them, else random.
     files: str | None = None
+    # K-fold cross-validation: the train+val pool (with an official val split joined to it) is
+    # cut into `folds` folds by `seed`; fold `fold` validates, the others train, and the test
+    # split (official, else drawn by `test`) stays out of every fold. null = no folds.
+    folds: int | None = None
+    fold: int | None = None
 
 
 @dataclass

@@ -110,6 +110,7 @@ def _validate_dataset(ds: DictConfig) -> None:
     if ds.channels not in (1, 3):
         raise ConfigError(f"dataset.channels={ds.channels}: expected 1 or 3")
     split = ds.split
+    check_folds(split)
     if split.val < 0 or split.test < 0 or split.val + split.test >= 1:
         raise ConfigError(
             f"dataset.split val={split.val} test={split.test}: expected fractions >= 0 "
@@ -122,6 +123,34 @@ def _validate_dataset(ds: DictConfig) -> None:
     _validate_rescale(ds)
     if schema is not None:
         schema.check(ds)
+
+
+def check_folds(split: DictConfig) -> None:
+    """``dataset.split.folds``/``fold``: both or neither, K >= 2, a fold in 0..K-1, no id lists.
+
+    Raises:
+        ConfigError: naming the key at fault and the values that would work.
+    """
+    folds, fold = split.get("folds"), split.get("fold")
+    if folds is None:
+        if fold is not None:
+            raise ConfigError(
+                f"dataset.split.fold={fold} needs dataset.split.folds=K (the number of folds)"
+            )
+        return
+    if folds < 2:
+        raise ConfigError(f"dataset.split.folds={folds}: expected >= 2 folds (or null for none)")
+    if fold is None or not 0 <= fold < folds:
+        raise ConfigError(
+            f"dataset.split.fold={fold}: expected a fold in 0..{folds - 1} for "
+            f"dataset.split.folds={folds} (one run per fold: -m dataset.split.fold="
+            f"{','.join(str(i) for i in range(folds))})"
+        )
+    if split.files:
+        raise ConfigError(
+            f"dataset.split.folds={folds} with dataset.split.files={split.files}: the id lists fix "
+            "every split; give one or the other"
+        )
 
 
 def _validate_rescale(ds: DictConfig) -> None:

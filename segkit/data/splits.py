@@ -39,6 +39,8 @@ def assemble_splits(
     """
     if split.files:
         return _splits_from_files(pool + [s for v in official.values() for s in v], split, problems)
+    if split.get("folds") is not None:
+        return fold_splits(pool, official, split, source)
     drawn = random_split(
         pool,
         val=0.0 if "val" in official else split.val,
@@ -81,6 +83,48 @@ def random_split(
         "val": shuffled[:n_val],
         "test": shuffled[n_val : n_val + n_test],
     }
+
+
+def fold_splits(
+    pool: list[Sample], official: dict[str, list[Sample]], split, source: str
+) -> tuple[dict[str, list[Sample]], dict[str, str]]:
+    """Fold ``split.fold`` of a ``split.folds``-fold cross-validation, and how it was made.
+
+    The test split is the dataset's official one, else drawn from ``pool`` by ``split.test``
+    and ``split.seed`` exactly as without folds, so it is the same for every fold. The rest of
+    ``pool`` and an official val split form the fold pool (named in the origin record), cut
+    into ``folds`` folds of near-equal size by ``split.seed``; fold ``fold`` validates, the
+    others train. ``split.val`` does not apply.
+
+    Raises:
+        DataError: fewer samples in the fold pool than folds.
+    """
+    folds, fold, seed = int(split.folds), int(split.fold), int(split.seed)
+    if "test" in official:
+        test, rest = official["test"], pool
+    else:
+        drawn = random_split(pool, val=0.0, test=split.test, seed=seed)
+        test, rest = drawn["test"], drawn["train"]
+    fold_pool = sorted(rest + official.get("val", []), key=lambda s: s.id)
+    if len(fold_pool) < folds:
+        raise DataError(
+            f"dataset.split.folds={folds}: the train+val pool has only {len(fold_pool)} samples, "
+            "fewer than the folds"
+        )
+    # A stream of its own (seed and K), so the folds do not depend on how the test was drawn.
+    order = np.random.default_rng([seed, folds]).permutation(len(fold_pool))
+    parts = np.array_split(order, folds)
+    val = [fold_pool[i] for i in sorted(parts[fold])]
+    train = [fold_pool[i] for k, part in enumerate(parts) if k != fold for i in sorted(part)]
+    members = source + (" + official val" if "val" in official else "")
+    origin = {
+        "train": f"folds other than {fold} of {folds} over {members} (seed {seed})",
+        "val": f"fold {fold} of {folds} over {members} (seed {seed})",
+        "test": "official" if "test" in official else f"random from {source} (seed {seed})",
+    }
+    if not test:
+        origin["test"] = "none"
+    return {"train": train, "val": val, "test": test}, origin
 
 
 def read_ids(path: Path) -> list[str]:
