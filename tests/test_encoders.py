@@ -287,7 +287,7 @@ def test_encoder_checks_run_before_tensorflow_loads():
     ], result.stdout + result.stderr
 
 
-def python(code: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+def python(code: str, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
     """Run ``code`` in a fresh interpreter (Keras reads KERAS_HOME when it is imported)."""
     path = os.pathsep.join([str(REPO / "tests"), str(REPO)])
     return subprocess.run(
@@ -295,7 +295,7 @@ def python(code: str, env: dict[str, str]) -> subprocess.CompletedProcess:
         env=user_env({"PYTHONPATH": path, **NO_DOWNLOADS, **env}),
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
     )
 
 
@@ -394,9 +394,10 @@ print("tensorflow" in sys.modules)
 def test_every_model_family_takes_a_training_step_under_jax(models, encoders):
     pytest.importorskip("jax", reason="jax[cpu] (the dev extra) is not installed")
     code = f"MODEL_NAMES = {models!r}\nENCODER_NAMES = {encoders!r}\n" + JAX_STEP
-    result = python(code, {})
+    names = [*models, *encoders]
+    # JAX builds and compiles a model in 20-60 s on 2 cores; allow a few minutes each.
+    result = python(code, {}, timeout=180 * len(names))
     lines = result.stdout.splitlines()
     assert result.returncode == 0, result.stderr[-3000:]
-    names = [*models, *encoders]
     assert lines[-len(names) - 1 : -1] == [f"{n} jax True" for n in names]
     assert lines[-1] == "False"  # TensorFlow was never imported
