@@ -147,14 +147,9 @@ class NamedEncoderConfig(EncoderConfig):
 
 
 @dataclass
-class EncoderUNetConfig(ModelConfig):
-    """A ``keras.applications`` encoder under a UNet (or pix2pix) decoder."""
+class EncoderModelConfig(ModelConfig):
+    """Fields of the models with a pretrained encoder: decoder dropout and fine-tuning."""
 
-    name: str = "encoder_unet"
-    encoder: NamedEncoderConfig = field(default_factory=NamedEncoderConfig)
-    decoder: Decoder = Decoder.unet
-    # Filters per decoder level, deepest first; null = DECODER_FILTERS[decoder].
-    decoder_filters: list[int] | None = None
     # Dropout after each decoder level's batch norm (pix2pix used 0.5).
     dropout: float = 0.0
     # Train with a frozen encoder (encoder.trainable=false) up to this epoch, then unfreeze it
@@ -163,14 +158,25 @@ class EncoderUNetConfig(ModelConfig):
     fine_tune_lr_factor: float = 0.1
     TRAINING_KEYS: ClassVar[tuple[str, ...]] = ("fine_tune_at", "fine_tune_lr_factor")
 
+
+@dataclass
+class EncoderUNetConfig(EncoderModelConfig):
+    """A ``keras.applications`` encoder under a UNet (or pix2pix) decoder."""
+
+    name: str = "encoder_unet"
+    encoder: NamedEncoderConfig = field(default_factory=NamedEncoderConfig)
+    decoder: Decoder = Decoder.unet
+    # Filters per decoder level, deepest first; null = DECODER_FILTERS[decoder].
+    decoder_filters: list[int] | None = None
+
     @classmethod
     def check(cls, cfg: DictConfig) -> None:
-        """Encoder name, input size and channels, weights, decoder filters, fine-tuning epoch."""
+        """Encoder name, input size, weights, decoder filters, fine-tuning epoch."""
         check_encoder(cfg, cfg.model.encoder.name, Decoder(cfg.model.decoder))
 
 
 @dataclass
-class MobileNetUNetConfig(ModelConfig):
+class MobileNetUNetConfig(EncoderModelConfig):
     """The TensorFlow segmentation tutorial's model: MobileNetV2 encoder, pix2pix decoder
     (``encoder_unet`` with ``encoder.name=mobilenetv2`` and ``decoder=pix2pix``)."""
 
@@ -178,10 +184,6 @@ class MobileNetUNetConfig(ModelConfig):
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     # Filters of the four transposed-convolution upsampling blocks, deepest first.
     decoder_filters: list[int] = field(default_factory=lambda: [512, 256, 128, 64])
-    dropout: float = 0.0
-    fine_tune_at: int | None = None
-    fine_tune_lr_factor: float = 0.1
-    TRAINING_KEYS: ClassVar[tuple[str, ...]] = ("fine_tune_at", "fine_tune_lr_factor")
 
     @classmethod
     def check(cls, cfg: DictConfig) -> None:
