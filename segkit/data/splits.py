@@ -101,10 +101,11 @@ def fold_splits(
     """
     folds, fold, seed = int(split.folds), int(split.fold), int(split.seed)
     if "test" in official:
-        test, rest = official["test"], pool
+        test, rest, test_origin = official["test"], pool, "official"
     else:
         drawn = random_split(pool, val=0.0, test=split.test, seed=seed)
         test, rest = drawn["test"], drawn["train"]
+        test_origin = f"random from {source} (seed {seed})" if test else "none"
     fold_pool = sorted(rest + official.get("val", []), key=lambda s: s.id)
     if len(fold_pool) < folds:
         raise DataError(
@@ -120,10 +121,8 @@ def fold_splits(
     origin = {
         "train": f"folds other than {fold} of {folds} over {members} (seed {seed})",
         "val": f"fold {fold} of {folds} over {members} (seed {seed})",
-        "test": "official" if "test" in official else f"random from {source} (seed {seed})",
+        "test": test_origin,
     }
-    if not test:
-        origin["test"] = "none"
     return {"train": train, "val": val, "test": test}, origin
 
 

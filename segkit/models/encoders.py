@@ -115,8 +115,6 @@ def weights_errors(name: str, weights: str | None) -> Iterator[None]:
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
     try:
         yield
-    except ConfigError:
-        raise
     except Exception as error:
         if weights == IMAGENET:
             raise ConfigError(not_downloadable(name, error)) from None
