@@ -16,8 +16,10 @@ from segkit.app.compare import compare
 from segkit.app.evaluate import evaluate
 from segkit.app.run import train
 from segkit.config.inference import InferenceConfig as InferenceSettings
+from segkit.core.scores import scores_numpy
 from segkit.data import geometry
 from segkit.evaluation import challenge
+from segkit.evaluation.evaluator import read_image_matrices
 from segkit.evaluation.inference import Predictor
 from segkit.evaluation.postprocess import fill_holes, keep_largest, remove_small
 from segkit.models import build_model
@@ -154,6 +156,14 @@ def test_evaluate_predict_and_compare_a_trained_run(smoke_overrides, tmp_path):
     assert evaluation.data.tags["segkit.kind"] == "evaluation"
     for name in ("test/dice", "test/miou", "test/pixel_accuracy", "test/thresholded_jaccard"):
         assert 0.0 <= evaluation.data.metrics[name] <= 1.0, name
+    # Each image's confusion counts, for paired comparisons: they add up to the split's scores.
+    ids, matrices = read_image_matrices(out / "test_confusion.npz")
+    assert ids == [r["id"] for r in rows] and matrices.shape == (4, 2, 2)
+    assert [int(r["height"]) * int(r["width"]) for r in rows] == list(matrices.sum(axis=(1, 2)))
+    split = scores_numpy(matrices.sum(axis=0))
+    assert split["dice"] == pytest.approx(evaluation.data.metrics["test/dice"])
+    assert "test_confusion.npz" in {a.path for a in client.list_artifacts(evaluation.info.run_id)}
+    assert evaluation.data.tags["split.ids"] == run.data.tags["split.test.ids"]
     figures = {a.path for a in client.list_artifacts(evaluation.info.run_id, "figures")}
     assert {
         "figures/test_dice_histogram.png",

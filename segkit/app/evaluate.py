@@ -22,6 +22,7 @@ from segkit.core.errors import ConfigError, DataError
 from segkit.core.naming import is_split_score
 from segkit.data import load_index
 from segkit.data.geometry import Policy
+from segkit.data.index import ids_digest
 from segkit.evaluation import model_source
 from segkit.evaluation.evaluator import evaluate_split
 from segkit.evaluation.inference import Predictor
@@ -67,7 +68,11 @@ def _evaluate(cfg: DictConfig, output_dir: Path, workdir: Path) -> dict[str, flo
             "samples": len(samples),
         }
     )
-    tags = {"segkit.kind": "evaluation", "output_dir": str(output_dir)}
+    tags = {
+        "segkit.kind": "evaluation",
+        "output_dir": str(output_dir),
+        "split.ids": ids_digest([s.id for s in samples]),
+    }
     with tracker.running(cfg.run_name or f"evaluate-{cfg.split}", params, tags):
         result = evaluate_split(
             samples,
@@ -98,7 +103,11 @@ def _dataset(cfg: DictConfig, source: model_source.ModelSource) -> DictConfig:
         dataset = cfg.dataset
     elif (dataset := model_source.run_dataset(source)) is not None:
         if source.splits is not None:
+            # The run's own id lists; they replace the folds that drew them (a fold run's val
+            # and test are in them), which validation refuses beside split.files.
             dataset.split.files = str(source.splits)
+            if dataset.split.get("folds") is not None:
+                dataset.split.folds = dataset.split.fold = None
     else:
         raise ConfigError(
             f"{source.description}: no training config found; choose the dataset with "

@@ -206,6 +206,7 @@ class Run:
             "output_dir": str(self.output_dir),
         }
         tags.update({f"split.{k}": v for k, v in self.index.origin.items()})
+        tags.update({f"split.{k}.ids": self.index.ids_digest(k) for k in self.index.splits})
         tags["data.validation"] = self.validation.describe()
         if self.role.multi_worker:
             tags.update({"cluster": self.role.source, "workers": str(self.role.num_workers)})

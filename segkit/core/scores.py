@@ -39,16 +39,17 @@ def labels_from_probabilities(probs, threshold: float = 0.5, xp: Any = np):
 
 
 def scores(matrix, xp: Any = np) -> dict:
-    """Scores of a float64 confusion matrix [true class, predicted class].
+    """Scores of a float64 confusion matrix [true class, predicted class], or of a stack of
+    them [..., K, K] (one score per matrix: a bootstrap scores thousands at once).
 
     Returns:
-        ``dice``, ``miou`` and ``pixel_accuracy`` (scalars), ``dice_per_class`` and
+        ``dice``, ``miou`` and ``pixel_accuracy`` (scalars, or [...]), ``dice_per_class`` and
         ``iou_per_class`` (0 for an absent class) and ``present`` (1 where a class appears in the
-        labels or the predictions).
+        labels or the predictions), [..., K].
     """
-    tp = xp.diagonal(matrix)
-    fp = xp.sum(matrix, axis=0) - tp
-    fn = xp.sum(matrix, axis=1) - tp
+    tp = xp.diagonal(matrix, axis1=-2, axis2=-1)
+    fp = xp.sum(matrix, axis=-2) - tp
+    fn = xp.sum(matrix, axis=-1) - tp
     union = tp + fp + fn
     # Counts are whole numbers, so this is 1 where a class occurs and 0 elsewhere, in float64.
     present = xp.minimum(union, 1.0)
@@ -56,14 +57,14 @@ def scores(matrix, xp: Any = np) -> dict:
     iou = xp.where(union > 0, tp / xp.maximum(union, 1), 0)
 
     def present_mean(values, mask):
-        n = xp.sum(mask)
-        return xp.where(n > 0, xp.sum(values * mask) / xp.maximum(n, 1), 1.0)
+        n = xp.sum(mask, axis=-1)
+        return xp.where(n > 0, xp.sum(values * mask, axis=-1) / xp.maximum(n, 1), 1.0)
 
-    total = xp.sum(matrix)
+    total = xp.sum(matrix, axis=(-2, -1))
     return {
-        "dice": present_mean(dice[1:], present[1:]),
+        "dice": present_mean(dice[..., 1:], present[..., 1:]),
         "miou": present_mean(iou, present),
-        "pixel_accuracy": xp.where(total > 0, xp.sum(tp) / xp.maximum(total, 1), 1.0),
+        "pixel_accuracy": xp.where(total > 0, xp.sum(tp, axis=-1) / xp.maximum(total, 1), 1.0),
         "dice_per_class": dice,
         "iou_per_class": iou,
         "present": present,

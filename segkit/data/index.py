@@ -9,6 +9,7 @@ dataset's samples are divided into train, val and test is ``segkit.data.splits``
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,6 +89,11 @@ class DatasetIndex:
         """Every sample of every split."""
         return [s for name in self.splits for s in self.splits[name]]
 
+    def ids_digest(self, split: str) -> str:
+        """``sha256:<16 hex> (<n> images)`` of a split's sample ids: runs with the same digest
+        were scored on the same images (``segkit.compare`` pools only those)."""
+        return ids_digest([s.id for s in self.splits.get(split, [])])
+
     def write_split_files(self, folder: str | Path) -> list[Path]:
         """Write ``<split>.txt`` with one sample id per line; returns the files written."""
         folder = Path(folder)
@@ -98,6 +104,12 @@ class DatasetIndex:
             path.write_text("".join(f"{s.id}\n" for s in samples))
             written.append(path)
         return written
+
+
+def ids_digest(ids: list[str]) -> str:
+    """``sha256:<16 hex> (<n> images)`` of a set of sample ids (their order does not matter)."""
+    digest = hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()[:16]
+    return f"sha256:{digest} ({len(ids)} images)"
 
 
 def dataset_root(root: str | Path) -> Path:

@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 # Side of the thumbnails kept for the gallery; bins of the precision-recall histogram.
 THUMBNAIL = 192
 PR_BINS = 100
+# ``<split>_confusion.npz``: the image ids and each image's confusion matrix (exact counts).
+CONFUSION_SUFFIX = "_confusion.npz"
+PER_IMAGE_SUFFIX = "_per_image.csv"
 
 
 @dataclass
@@ -57,6 +60,9 @@ class Evaluation:
     scores: dict[str, float]
     images: list[ImageResult]
     matrix: np.ndarray
+    # Each image's own confusion matrix [N, K, K], in the order of ``images``: what a paired
+    # comparison resamples to recompute split scores (``segkit.evaluation.stats``).
+    image_matrices: np.ndarray | None = None
     files: list[Path] = field(default_factory=list)
 
 
@@ -117,11 +123,13 @@ def evaluate_split(
     binary = num_classes == 2
     pr_hist = np.zeros((2, PR_BINS), np.int64)
     results: list[ImageResult] = []
+    image_matrices: list[np.ndarray] = []
     kept = _Gallery(gallery)
     for sample in samples:
         image, truth, probs, predicted = _predict_sample(sample, labels, dataset, predictor, post)
         image_matrix = challenge.confusion(truth, predicted, num_classes, int(dataset.ignore_index))
         matrix += image_matrix
+        image_matrices.append(image_matrix)
         dice, iou = challenge.image_scores(image_matrix)
         result = ImageResult(sample.id, truth.shape[0], truth.shape[1], dice, iou)
         if binary:
@@ -131,7 +139,8 @@ def evaluate_split(
         results.append(result)
         kept.offer(dice, partial(_thumbnail, sample.id, dice, image, truth, predicted))
     scores = _split_scores(matrix, results, names, dataset, prefix)
-    evaluation = Evaluation(scores, results, matrix)
+    stacked = np.stack(image_matrices) if image_matrices else np.zeros((0,) + matrix.shape)
+    evaluation = Evaluation(scores, results, matrix, stacked.astype(np.int64))
     _write(
         evaluation, output_dir, prefix, names, pr_hist if binary else None, predictor, kept, dataset
     )
@@ -186,6 +195,32 @@ def _split_scores(matrix, results, names, dataset, prefix) -> dict[str, float]:
     return {k: float(v) for k, v in out.items() if not math.isnan(float(v))}
 
 
+def write_per_image(path: Path, images: list[ImageResult]) -> Path:
+    """``<split>_per_image.csv``: id, height, width, dice, iou (and ap) of each image."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        with_ap = any(r.ap is not None for r in images)
+        writer.writerow(["id", "height", "width", "dice", "iou", *(["ap"] if with_ap else [])])
+        for r in images:
+            row = [r.id, r.height, r.width, f"{r.dice:.6f}", f"{r.iou:.6f}"]
+            writer.writerow(row + ([f"{r.ap:.6f}"] if with_ap else []))
+    return path
+
+
+def write_image_matrices(path: Path, ids: list[str], matrices: np.ndarray) -> Path:
+    """Save the per-image confusion matrices [N, K, K] (int64) with their image ids."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, ids=np.array(ids, dtype=str), matrices=matrices.astype(np.int64))
+    return path
+
+
+def read_image_matrices(path: Path) -> tuple[list[str], np.ndarray]:
+    """(image ids, confusion matrices [N, K, K]) as ``write_image_matrices`` saved them."""
+    with np.load(path, allow_pickle=False) as data:
+        return [str(i) for i in data["ids"]], data["matrices"].astype(np.int64)
+
+
 def _thumbnail(sample_id, score, image, truth, predicted) -> figures.GalleryItem:
     """Thumbnails of one image for the gallery (the image may be decoded smaller)."""
     h, w = truth.shape
@@ -204,18 +239,16 @@ def _thumbnail(sample_id, score, image, truth, predicted) -> figures.GalleryItem
 
 def _write(evaluation, output_dir, prefix, names, pr_hist, predictor, kept, dataset) -> None:
     output_dir.mkdir(parents=True, exist_ok=True)
-    per_image = output_dir / f"{prefix}_per_image.csv"
-    with per_image.open("w", newline="") as f:
-        writer = csv.writer(f)
-        with_ap = any(r.ap is not None for r in evaluation.images)
-        writer.writerow(["id", "height", "width", "dice", "iou", *(["ap"] if with_ap else [])])
-        for r in evaluation.images:
-            row = [r.id, r.height, r.width, f"{r.dice:.6f}", f"{r.iou:.6f}"]
-            writer.writerow(row + ([f"{r.ap:.6f}"] if with_ap else []))
+    per_image = write_per_image(output_dir / f"{prefix}{PER_IMAGE_SUFFIX}", evaluation.images)
     metrics = output_dir / f"{prefix}_metrics.json"
     metrics.write_text(json.dumps(evaluation.scores, indent=2, sort_keys=True))
+    confusion = write_image_matrices(
+        output_dir / f"{prefix}{CONFUSION_SUFFIX}",
+        [r.id for r in evaluation.images],
+        evaluation.image_matrices,
+    )
     figs = output_dir / "figures"
-    files = [per_image, metrics]
+    files = [per_image, metrics, confusion]
     files.append(
         figures.plot_dice_histogram(
             [r.dice for r in evaluation.images],
