@@ -152,18 +152,12 @@ def comparison(results: dict[str, dict]) -> list[str]:
         f"- Validation Dice of the improved UNet: {val_dice:.4f} "
         f"({'at least' if val_dice >= 0.80 else 'BELOW'} the 0.80 this recipe must reach).",
     ]
-    if not behind:
-        lines.append("- The improved UNet beats the classic UNet on every score.")
-    else:
-        lines.append(
-            f"- The improved UNet does not beat the classic UNet on {', '.join(behind)}. Why: "
-            "one run (one seed) each, and on these 50 and 90 images split Dice differences under "
-            "about 0.01 are run-to-run noise; per-image scores (mean Dice, and thresholded "
-            "Jaccard, which counts every image under 0.65 IoU as 0) weigh the validation set's "
-            "many small lesions as much as the large ones. The improved UNet's context modules "
-            "and deep supervision were shown on far longer training (Isensee et al.: hundreds "
-            "of epochs), not on 40 epochs of 510 images."
-        )
+    lines.append(
+        f"- One run (one seed) each; behind on: {', '.join(behind) or 'nothing'}. Two runs alone "
+        "cannot say which model is better: [quality_comparison.md](quality_comparison.md) "
+        "repeats the comparison with 3 seeds per model and paired intervals over the images "
+        "(`segkit.compare`), and states what the data support."
+    )
     return lines
 
 

@@ -9,10 +9,12 @@ import pytest
 from omegaconf import OmegaConf
 
 from helpers import REPO, compose_config
+from segkit.app.evaluate import _dataset
 from segkit.config.validate import validate
 from segkit.core.errors import ConfigError, DataError
 from segkit.data.index import Sample
 from segkit.data.splits import assemble_splits
+from segkit.evaluation.model_source import ModelSource
 
 
 def split(folds: int, fold: int, test: float = 0.2, seed: int = 0):
@@ -132,3 +134,16 @@ def test_a_fold_run_trains_on_the_synthetic_dataset(tmp_path):
     assert 0.0 <= results["val/dice"] <= 1.0
     val = (tmp_path / "out" / "splits" / "val.txt").read_text().split()
     assert len(val) == 3  # 12 samples, 2 to test, 10 in 3 folds: 4, 3, 3
+
+
+def test_evaluating_a_fold_run_uses_its_own_split_files(tmp_path):
+    # segkit.evaluate of a run trained on a fold: the run's id lists fix the split, and the
+    # folds they came from are dropped (validation refuses folds beside split.files).
+    run = compose_config(["dataset.split.folds=3", "dataset.split.fold=1"])
+    (tmp_path / "splits").mkdir()
+    source = ModelSource(None, "run x", "x", OmegaConf.create({"dataset": run.dataset}))
+    source.splits = tmp_path / "splits"
+    cfg = OmegaConf.create({"dataset": None, "dataset_root": None})
+    dataset = _dataset(cfg, source)
+    assert dataset.split.files == str(tmp_path / "splits")
+    assert dataset.split.folds is None and dataset.split.fold is None
