@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import signal
 from pathlib import Path
 
+import numpy as np
 import pytest
 from mlflow import MlflowClient
+from mlflow.utils.validation import _validate_metric_name
 from omegaconf import OmegaConf
 
 from helpers import TINY, run_module, start_module, wait_for_metrics
+from segkit.evaluation.sweep_figure import plot_group_scores
+from segkit.tracking.sweep import JobRow, log_groups
+from segkit.tracking.sweep_groups import group_labels, metric_label
 
 EPOCH_METRICS = ("train/loss", "train/lr", "val/loss", "val/dice", "val/miou", "val/pixel_accuracy")
 FINAL_METRICS = ("best/val/dice", "best/val/loss", "test/dice", "test/miou")
@@ -51,15 +57,96 @@ def assert_complete(client: MlflowClient, run, epochs: int = 1) -> None:
     assert set(FINAL_METRICS) <= set(run.data.metrics)
 
 
+class RecordingParent:
+    """Stands in for the parent run's tracker: keeps what is logged on it."""
+
+    def __init__(self) -> None:
+        self.metrics: dict[str, float] = {}
+        self.artifacts: list[str] = []
+
+    def log_metrics(self, metrics, step: int) -> None:
+        self.metrics.update(metrics)
+
+    def log_artifact(self, path, artifact_path=None) -> None:
+        self.artifacts.append(f"{artifact_path}/{Path(path).name}" if artifact_path else path.name)
+
+
+def job_row(job: int, overrides: list[str], dice: float, status: str = "FINISHED") -> JobRow:
+    """A job of a sweep with ``trainer=smoke`` (common to all) and ``overrides``."""
+    metrics = {"best/val/dice": dice, "test/dice": dice - 0.1}
+    return JobRow(job, status, "", metrics=metrics, all_overrides=["trainer=smoke", *overrides])
+
+
+def test_jobs_group_by_their_overrides_without_seed_and_fold(tmp_path):
+    rows = [
+        job_row(0, ["model=unet", "trainer.optimizer.lr=0.01", "seed=0"], 0.8),
+        job_row(1, ["model=unet", "trainer.optimizer.lr=0.01", "seed=1"], 0.9),
+        job_row(2, ["model=unet", "trainer.optimizer.lr=0.01", "++seed=2"], 0.7),
+        job_row(3, ["model=unet", "trainer.optimizer.lr=0.1", "seed=0"], 0.6),
+        job_row(4, ["model=unet", "trainer.optimizer.lr=0.1", "seed=1"], 0.99, "FAILED"),
+        job_row(5, ["model=unet", "trainer.optimizer.lr=0.1", "seed=2"], math.nan),
+    ]
+    parent = RecordingParent()
+    markdown = log_groups(parent, rows, tmp_path, "val/dice", plot_group_scores)
+    # model=unet and trainer=smoke are common to all jobs, seeds are repeats.
+    found, three = parent.metrics, [0.8, 0.9, 0.7]
+    small = "trainer.optimizer.lr-0.01"
+    assert found[f"{small}/best/val/dice/n"] == 3
+    assert found[f"{small}/best/val/dice/mean"] == np.mean(three)
+    assert found[f"{small}/best/val/dice/sd"] == np.std(three, ddof=1)
+    assert found[f"{small}/best/val/dice/min"] == 0.7 and found[f"{small}/best/val/dice/max"] == 0.9
+    assert found[f"{small}/test/dice/mean"] == np.mean([v - 0.1 for v in three])
+    # The failed job and the NaN are left out: one value, so no sd.
+    large = "trainer.optimizer.lr-0.1"
+    assert found[f"{large}/best/val/dice/n"] == 1 and found[f"{large}/best/val/dice/max"] == 0.6
+    assert f"{large}/best/val/dice/sd" not in found
+    assert len(found) == 2 * 5 + 2 * 4
+    for name in found:
+        _validate_metric_name(name)  # MLflow's own rule
+    assert parent.artifacts == ["summary_groups.csv", "figures/sweep_scores.png"]
+    assert (tmp_path / "sweep_scores.png").stat().st_size > 0
+    with (tmp_path / "summary_groups.csv").open() as handle:
+        table = list(csv.DictReader(handle))
+    assert [(r["group"], r["score"], r["n"]) for r in table] == [
+        ("trainer.optimizer.lr=0.01", "best/val/dice", "3"),
+        ("trainer.optimizer.lr=0.01", "test/dice", "3"),
+        ("trainer.optimizer.lr=0.1", "best/val/dice", "1"),
+        ("trainer.optimizer.lr=0.1", "test/dice", "1"),
+    ]
+    assert float(table[0]["sd"]) == np.std(three, ddof=1) and table[2]["sd"] == ""
+    assert markdown[1:4] == ["## Groups", "", "| group | n | best/val/dice | test/dice |"]
+    assert markdown[5].startswith("| trainer.optimizer.lr=0.01 | 3 | 0.8000 ± 0.1000 [0.7000, 0.9")
+    assert markdown[6] == "| trainer.optimizer.lr=0.1 | 1 | 0.6000 | 0.5000 |"
+
+
+def test_group_labels_drop_repeats_and_common_overrides():
+    assert group_labels(
+        [["seed=0", "dataset.split.fold=0"], ["seed=1", "+dataset.split.fold=1"]]
+    ) == [
+        "all",
+        "all",
+    ]
+    assert group_labels([["model=unet", "a=1", "~b"], ["model=unet", "a=2", "~b"]]) == [
+        "a=1",
+        "a=2",
+    ]
+    assert group_labels([["x=1", "y=2", "seed=0"], ["x=2", "y=2", "seed=0"], ["x=2", "y=3"]]) == [
+        "x=1 y=2",
+        "x=2 y=2",
+        "x=2 y=3",
+    ]
+    assert metric_label("dataset.root=/data/a b:c,d") == "dataset.root-_data_a b_c_d"
+    long = metric_label("model.decoder_filters=" + "16," * 100)
+    assert len(long) == 150 and long != metric_label("model.decoder_filters=" + "16," * 99)
+
+
 def summary_rows(sweep_dir: Path) -> list[dict[str, str]]:
     with (sweep_dir / "summary.csv").open() as handle:
         return list(csv.DictReader(handle))
 
 
 def test_grid_sweep_nests_four_finished_runs_under_one_parent(tmp_path, cache_dir):
-    args = sweep_args(
-        tmp_path, cache_dir, "trainer.optimizer.lr=1e-3,1e-2", "trainer.batch_size=2,4"
-    )
+    args = sweep_args(tmp_path, cache_dir, "trainer.optimizer.lr=1e-3,1e-2", "seed=0,1")
     result = run_module("segkit.train", *args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     client, parent, children = sweep_runs(f"sqlite:///{tmp_path / 'mlflow.db'}")
@@ -68,13 +155,11 @@ def test_grid_sweep_nests_four_finished_runs_under_one_parent(tmp_path, cache_di
     combos = set()
     for child in children.values():
         assert_complete(client, child)
-        combos.add(
-            (child.data.params["trainer.optimizer.lr"], child.data.params["trainer.batch_size"])
-        )
-    assert combos == {("0.001", "2"), ("0.001", "4"), ("0.01", "2"), ("0.01", "4")}
+        combos.add((child.data.params["trainer.optimizer.lr"], child.data.params["seed"]))
+    assert combos == {("0.001", "0"), ("0.001", "1"), ("0.01", "0"), ("0.01", "1")}
     # The sweep's overrides are the parent's params.
     assert parent.data.params["trainer.optimizer.lr"] == "1e-3,1e-2"
-    assert parent.data.params["trainer.batch_size"] == "2,4"
+    assert parent.data.params["seed"] == "0,1"
     assert parent.data.params["trainer"] == "smoke"
     assert parent.data.tags["sweep.jobs"] == "4" and parent.data.tags["sweep.failed_jobs"] == "0"
     # The best job by val/dice is named on the parent, with its score.
@@ -94,8 +179,33 @@ def test_grid_sweep_nests_four_finished_runs_under_one_parent(tmp_path, cache_di
         # Only the overrides that tell the jobs apart.
         assert row["overrides"].split() == [
             f"trainer.optimizer.lr={child.data.params['trainer.optimizer.lr']}",
-            f"trainer.batch_size={child.data.params['trainer.batch_size']}",
+            f"seed={child.data.params['seed']}",
         ]
+    # The seeds are repeats: per learning rate, the parent has the statistics of its two jobs.
+    with (tmp_path / "sweep" / "summary_groups.csv").open() as handle:
+        table = {(r["group"], r["score"]): r for r in csv.DictReader(handle)}
+    for lr in ("0.001", "0.01"):  # as Hydra writes the values 1e-3 and 1e-2 in a job's overrides
+        group = f"trainer.optimizer.lr={lr}"
+        jobs = [c for c in children.values() if c.data.params["trainer.optimizer.lr"] == lr]
+        dice = [c.data.metrics["best/val/dice"] for c in jobs]
+        name = f"trainer.optimizer.lr-{lr}/best/val/dice"  # the group as a metric name
+        assert parent.data.metrics[f"{name}/n"] == len(dice) == 2
+        assert parent.data.metrics[f"{name}/mean"] == pytest.approx(np.mean(dice))
+        assert parent.data.metrics[f"{name}/sd"] == pytest.approx(np.std(dice, ddof=1))
+        assert parent.data.metrics[f"{name}/min"] == pytest.approx(min(dice))
+        test_dice = [c.data.metrics["test/dice"] for c in jobs]
+        assert parent.data.metrics[f"trainer.optimizer.lr-{lr}/test/dice/max"] == max(test_dice)
+        row = table[group, "best/val/dice"]
+        assert row["n"] == "2" and float(row["mean"]) == pytest.approx(np.mean(dice))
+        assert float(row["sd"]) == pytest.approx(np.std(dice, ddof=1))
+    assert {group for group, _ in table} == {
+        "trainer.optimizer.lr=0.001",
+        "trainer.optimizer.lr=0.01",
+    }
+    assert "\n## Groups\n" in (tmp_path / "sweep" / "summary.md").read_text()
+    assert "summary_groups.csv" in artifacts
+    figures = {a.path for a in client.list_artifacts(parent.info.run_id, "figures")}
+    assert "figures/sweep_scores.png" in figures
 
 
 @pytest.mark.slow  # ~20 s two-job sweep in a subprocess; runs in make test-all

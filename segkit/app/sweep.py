@@ -29,6 +29,7 @@ from segkit.app import hydra_job
 from segkit.config.validate import validate
 from segkit.config.values import option_value
 from segkit.core.errors import CallbackAbort, ConfigError, SegkitError, short_reason
+from segkit.evaluation.sweep_figure import plot_group_scores
 from segkit.tracking import sweep
 from segkit.tracking.store import is_local_store
 from segkit.tracking.tracker import make_tracker
@@ -148,7 +149,9 @@ class SweepCallback(Callback):
             return
         status = "FAILED"
         try:
-            status = sweep.summarise_sweep(parent, self._sweep_dir, metric, stopped_early)
+            status = sweep.summarise_sweep(
+                parent, self._sweep_dir, metric, stopped_early, plot_group_scores
+            )
         finally:
             parent.end(status)
             log.info("sweep parent run %s ended %s", parent.run_id, status)

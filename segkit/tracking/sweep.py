@@ -7,6 +7,12 @@ its run under it and leaves its outcome in ``<sweep dir>/.segkit/jobs/<job>.json
 that failed before they could start an MLflow run, and the child runs) into ``summary.csv`` and
 ``summary.md``: one row per job with its overrides, status and final scores, logged on the
 parent run with the best job's score.
+
+Jobs whose overrides differ only by ``seed`` or ``dataset.split.fold`` are repeats of one group
+(``segkit.tracking.sweep_groups``): per group, each final score's n, mean, sd, min and max are
+logged on the parent as metrics ``<group>/<score>/<stat>`` (``model-unet/best/val/dice/mean``,
+``all/test/dice/sd``), as a ``Groups`` table in ``summary.md``, in ``summary_groups.csv`` and as
+the box plot ``figures/sweep_scores.png`` (drawn by the function the caller passes in).
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,11 +28,14 @@ from typing import Any
 from segkit.core.atomic import write_json
 from segkit.core.naming import final_metric_name, is_final_score, metric_direction
 from segkit.core.paths import state_dir
+from segkit.tracking import sweep_groups
 from segkit.tracking.tracker import PARENT_TAG, MlflowTracker
 
 FIXED_COLUMNS = ("job", "status", "run_id", "returned", "overrides")
 PARENT_FILE = "parent_run.json"
 JOBS_DIR = "jobs"
+# MLflow takes at most 1000 metrics in one log_batch request.
+METRICS_PER_REQUEST = 1000
 
 
 @dataclass
@@ -41,6 +50,8 @@ class JobRow:
     returned: float | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     error: str = ""
+    # Every override of the job, also those common to all jobs (``overrides`` drops them).
+    all_overrides: list[str] = field(default_factory=list)
 
 
 def publish_parent(sweep_dir: Path, parent: MlflowTracker) -> None:
@@ -66,10 +77,15 @@ def record_job(sweep_dir: Path, record: dict[str, Any]) -> Path | None:
 
 
 def summarise_sweep(
-    parent: MlflowTracker, sweep_dir: Path, metric: str | None, stopped_early: bool
+    parent: MlflowTracker,
+    sweep_dir: Path,
+    metric: str | None,
+    stopped_early: bool,
+    plot_groups: Callable[[dict, list[str], Path], Path] | None = None,
 ) -> str:
-    """Log the summary tables, the best job's score and the failures on the parent run;
-    returns the status to end it with (FAILED when a job failed or the sweep stopped early)."""
+    """Log the summary tables, the groups' statistics (and ``plot_groups``' figure of them),
+    the best job's score and the failures on the parent run; returns the status to end it with
+    (FAILED when a job failed or the sweep stopped early)."""
     client = parent.client
     runs = client.search_runs(
         [client.get_run(parent.run_id).info.experiment_id],
@@ -77,7 +93,8 @@ def summarise_sweep(
         max_results=50000,
     )
     rows = build_rows(state_dir(sweep_dir) / JOBS_DIR, list(runs))
-    for path in write_tables(rows, sweep_dir):
+    groups_md = log_groups(parent, rows, sweep_dir, metric, plot_groups)
+    for path in write_tables(rows, sweep_dir, groups_md):
         parent.log_artifact(path)
     optuna_results = sweep_dir / "optimization_results.yaml"
     if optuna_results.is_file():
@@ -97,6 +114,31 @@ def summarise_sweep(
     return "FAILED" if stopped_early or failed else "FINISHED"
 
 
+def log_groups(
+    parent: MlflowTracker,
+    rows: list[JobRow],
+    folder: Path,
+    metric: str | None,
+    plot_groups: Callable[[dict, list[str], Path], Path] | None,
+) -> list[str]:
+    """Log the statistics of each group of repeats (``segkit.tracking.sweep_groups``) on the
+    parent run: as metrics ``<group>/<score>/<stat>``, ``summary_groups.csv`` and the figure
+    ``figures/sweep_scores.png`` (drawn by ``plot_groups``, the sweep's metric first); returns
+    the ``Groups`` section of ``summary.md``."""
+    labels = sweep_groups.group_labels([r.all_overrides for r in rows])
+    finished = [r.status == "FINISHED" for r in rows]
+    values = sweep_groups.group_values(labels, [r.metrics for r in rows], finished)
+    groups = sweep_groups.summarise_groups(values)
+    parent.log_artifact(sweep_groups.write_group_table(groups, folder))
+    aggregates = list(sweep_groups.group_metrics(groups).items())
+    for start in range(0, len(aggregates), METRICS_PER_REQUEST):  # one request per batch
+        parent.log_metrics(dict(aggregates[start : start + METRICS_PER_REQUEST]), step=0)
+    if plot_groups is not None and any(values.values()):
+        first = [final_metric_name(metric)] if metric else []
+        parent.log_artifact(plot_groups(values, first, folder / "sweep_scores.png"), "figures")
+    return sweep_groups.group_markdown(groups)
+
+
 def build_rows(records_dir: Path, runs: list[Any]) -> list[JobRow]:
     """Rows from the job records in ``records_dir`` and the sweep's child runs (MLflow ``Run``)."""
     rows: dict[int, JobRow] = {}
@@ -108,11 +150,16 @@ def build_rows(records_dir: Path, runs: list[Any]) -> list[JobRow]:
             overrides=" ".join(record["overrides"]),
             returned=record.get("returned"),
             error=record.get("error", ""),
+            all_overrides=list(record["overrides"]),
         )
     for run in runs:
         tags = run.data.tags
         job = int(tags.get("sweep.job", -1))
-        row = rows.setdefault(job, JobRow(job, "", tags.get("hydra.overrides", "")))
+        if job not in rows:  # no record: the run's tag has its overrides
+            given = tags.get("hydra.overrides", "")
+            every = [] if given == "(none)" else given.split()
+            rows[job] = JobRow(job, "", given, all_overrides=every)
+        row = rows[job]
         row.run_id, row.status = run.info.run_id, run.info.status
         row.error = row.error or tags.get("failure_reason", "")
         row.metrics = {k: v for k, v in run.data.metrics.items() if is_final_score(k)}
@@ -133,8 +180,9 @@ def best_row(rows: list[JobRow], metric: str) -> JobRow | None:
     return max(scored, key=lambda r: sign * r.metrics[name])
 
 
-def write_tables(rows: list[JobRow], folder: Path) -> list[Path]:
-    """``summary.csv`` and ``summary.md`` in ``folder``: jobs, overrides, status, final scores."""
+def write_tables(rows: list[JobRow], folder: Path, more: Sequence[str] = ()) -> list[Path]:
+    """``summary.csv`` and ``summary.md`` in ``folder``: jobs, overrides, status, final scores;
+    ``more`` lines end the markdown (the groups' table)."""
     scores = sorted({k for r in rows for k in r.metrics})
     header = [*FIXED_COLUMNS, *scores, "error"]
 
@@ -158,6 +206,7 @@ def write_tables(rows: list[JobRow], folder: Path) -> list[Path]:
     md_path = folder / "summary.md"
     lines = [_md_row(header), _md_row(["---"] * len(header))]
     lines += [_md_row(r) for r in table(_rounded)]
+    lines += list(more)
     md_path.write_text("\n".join(lines) + "\n")
     return [csv_path, md_path]
 
