@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
@@ -12,9 +13,11 @@ from helpers import REPO, compose_config
 from segkit.app.evaluate import _dataset
 from segkit.config.validate import validate
 from segkit.core.errors import ConfigError, DataError
+from segkit.data import load_index
 from segkit.data.index import Sample
-from segkit.data.splits import assemble_splits
+from segkit.data.splits import assemble_splits, assign_folds
 from segkit.evaluation.model_source import ModelSource
+from tiny_datasets import write_folder
 
 
 def split(folds: int, fold: int, test: float = 0.2, seed: int = 0):
@@ -147,3 +150,47 @@ def test_evaluating_a_fold_run_uses_its_own_split_files(tmp_path):
     dataset = _dataset(cfg, source)
     assert dataset.split.files == str(tmp_path / "splits")
     assert dataset.split.folds is None and dataset.split.fold is None
+
+
+def test_stratified_folds_share_out_small_and_large_foregrounds():
+    rng = np.random.default_rng(0)
+    fractions = np.sort(rng.uniform(0, 0.8, 41))[rng.permutation(41)]
+    stratified = assign_folds(41, 5, seed=3, strata=fractions)
+    plain = assign_folds(41, 5, seed=3)
+    assert sorted(np.bincount(stratified)) == sorted(np.bincount(plain)) == [8, 8, 8, 8, 9]
+
+    def spread(fold_of):  # how far the folds' mean fractions are apart
+        means = [fractions[fold_of == k].mean() for k in range(5)]
+        return max(means) - min(means)
+
+    assert spread(stratified) < 0.05 < spread(plain)
+    assert (assign_folds(41, 5, seed=3, strata=fractions) == stratified).all()
+
+
+def test_a_binary_folder_dataset_is_stratified_and_a_cache_keeps_the_fractions(tmp_path):
+    def mask_of(i):  # foreground from 0 to 19 rows of 24
+        mask = np.zeros((24, 32), np.uint8)
+        mask[: i % 20] = 255
+        return mask
+
+    root = write_folder(tmp_path / "data", n=30, mask_of=mask_of)
+    base = [
+        "dataset=folder",
+        f"dataset.images={root / 'images'}",
+        f"dataset.masks={root / 'masks'}",
+        "dataset.split.folds=3",
+    ]
+    folds = []
+    for k in range(3):
+        cfg = compose_config([*base, f"dataset.split.fold={k}"])
+        index, _ = load_index(cfg.dataset, tmp_path / "cache")
+        assert index.origin["val"].endswith("stratified by foreground fraction")
+        folds.append(index.splits["val"])
+    vals = [{s.id for s in f} for f in folds]
+    assert sum(map(len, vals)) == len(set().union(*vals))  # each sample validates once
+    means = [np.mean([int(s.id[3:]) % 20 for s in f]) for f in folds]
+    assert max(means) - min(means) < 2.5  # rows of foreground: like shares in every fold
+    assert len(list((tmp_path / "cache" / "foreground").glob("*.json"))) == 1
+    plain = compose_config([*base, "dataset.split.fold=0", "dataset.split.stratify=false"])
+    index, _ = load_index(plain.dataset, tmp_path / "cache")
+    assert "stratified" not in index.origin["val"]

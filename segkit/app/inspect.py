@@ -58,7 +58,7 @@ def inspect(cfg: DictConfig) -> dict:
     validate(cfg)
     output_dir = hydra_job.output_dir(cfg.output_dir)
     ds = cfg.dataset
-    index = build_index(ds)
+    index = build_index(ds, cfg.cache_dir)
     stats, problems = collect(index, int(ds.channels), cfg.max_samples)
     summary = summarise_stats(index, ds, stats, problems)
     output_dir.mkdir(parents=True, exist_ok=True)

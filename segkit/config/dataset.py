@@ -78,6 +78,9 @@ class SplitConfig:
     # split (official, else drawn by `test`) stays out of every fold. null = no folds.
     folds: int | None = None
     fold: int | None = None
+    # With folds on a binary dataset: rank the pool by foreground fraction and deal each run of
+    # K neighbours one to a fold, so every fold has a like share of small and large objects.
+    stratify: bool = True
 
 
 @dataclass

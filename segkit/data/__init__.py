@@ -11,20 +11,27 @@ from omegaconf import DictConfig
 from segkit.core.errors import lookup
 from segkit.data.formats import FORMATS
 from segkit.data.index import DatasetIndex
+from segkit.data.strata import stratify_folds
 from segkit.data.validate import ValidationReport, validate_dataset
 
 
-def build_index(cfg: DictConfig) -> DatasetIndex:
+def build_index(cfg: DictConfig, cache_dir=None) -> DatasetIndex:
     """Index the dataset that ``cfg`` (the ``dataset`` node) describes.
 
-    Files that do not pair up are recorded in ``DatasetIndex.problems``; ``validate_dataset``
+    With folds on a binary dataset, the folds are stratified by foreground fraction
+    (``dataset.split.stratify``; the fractions cached under ``cache_dir``). Files that do not
+    pair up are recorded in ``DatasetIndex.problems``; ``validate_dataset``
     (or ``load_index``) raises them with every other problem.
 
     Raises:
         ConfigError: ``cfg.name`` is not a known dataset format.
         DataError: the dataset's root or required folders are missing.
     """
-    return lookup(FORMATS, cfg.name, "dataset.name")(cfg)
+    index = lookup(FORMATS, cfg.name, "dataset.name")(cfg)
+    split = cfg.split
+    if split.get("folds") is not None and split.get("stratify") and int(cfg.num_classes) == 2:
+        stratify_folds(index, split, cache_dir)
+    return index
 
 
 def load_index(
@@ -35,5 +42,5 @@ def load_index(
     Raises:
         ConfigError, DataError: as ``build_index`` and ``validate_dataset``.
     """
-    index = build_index(cfg)
+    index = build_index(cfg, cache_dir)
     return index, validate_dataset(index, cfg, cache_dir, report_file)

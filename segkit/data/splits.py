@@ -112,11 +112,7 @@ def fold_splits(
             f"dataset.split.folds={folds}: the train+val pool has only {len(fold_pool)} samples, "
             "fewer than the folds"
         )
-    # A stream of its own (seed and K), so the folds do not depend on how the test was drawn.
-    order = np.random.default_rng([seed, folds]).permutation(len(fold_pool))
-    parts = np.array_split(order, folds)
-    val = [fold_pool[i] for i in sorted(parts[fold])]
-    train = [fold_pool[i] for k, part in enumerate(parts) if k != fold for i in sorted(part)]
+    val, train = fold_members(fold_pool, assign_folds(len(fold_pool), folds, seed), fold)
     members = source + (" + official val" if "val" in official else "")
     origin = {
         "train": f"folds other than {fold} of {folds} over {members} (seed {seed})",
@@ -124,6 +120,36 @@ def fold_splits(
         "test": test_origin,
     }
     return {"train": train, "val": val, "test": test}, origin
+
+
+def assign_folds(n: int, folds: int, seed: int, strata=None) -> np.ndarray:
+    """The fold of each of ``n`` samples (sorted by id), near-equal folds drawn by ``seed``.
+
+    With ``strata`` (a value per sample, e.g. its foreground fraction), the samples are
+    ranked by it and each run of ``folds`` neighbours in that order is dealt one to a fold in a
+    random order: every fold gets a like share of low and high values.
+    """
+    # A stream of its own (seed and K), so the folds do not depend on how the test was drawn.
+    rng = np.random.default_rng([seed, folds])
+    fold_of = np.empty(n, np.int64)
+    if strata is None:
+        for k, part in enumerate(np.array_split(rng.permutation(n), folds)):
+            fold_of[part] = k
+        return fold_of
+    # Stable sort: ties keep the id order, so the same pool gives the same folds everywhere.
+    ranked = np.argsort(np.asarray(strata, np.float64), kind="stable")
+    for start in range(0, n, folds):
+        block = ranked[start : start + folds]
+        fold_of[block] = rng.permutation(folds)[: len(block)]
+    return fold_of
+
+
+def fold_members(
+    pool: list[Sample], fold_of: np.ndarray, fold: int
+) -> tuple[list[Sample], list[Sample]]:
+    """(validation, training) samples of ``fold`` given each pool sample's fold."""
+    val = [s for s, k in zip(pool, fold_of, strict=True) if k == fold]
+    return val, [s for s, k in zip(pool, fold_of, strict=True) if k != fold]
 
 
 def read_ids(path: Path) -> list[str]:
