@@ -73,8 +73,8 @@ def compare(
     kind = runs.get("tags.segkit.kind")
     evaluations = runs[kind == "evaluation"] if kind is not None else runs.iloc[0:0]
     runs = runs[kind != "evaluation"] if kind is not None else runs
-    if not sweep_parents and "tags.sweep.dir" in runs:
-        runs = runs[runs["tags.sweep.dir"].isna()]
+    if not sweep_parents and "tags.sweep.launcher" in runs:  # a tag only parents have
+        runs = runs[runs["tags.sweep.launcher"].isna()]
     column = f"metrics.{metric}"
     if column not in runs:
         logged = sorted(c[len("metrics.") :] for c in runs if c.startswith("metrics."))
