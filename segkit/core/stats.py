@@ -15,7 +15,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 from segkit.core.scores import scores
 
@@ -25,6 +24,15 @@ CONFIDENCE = 0.95
 SPLIT_SCORES = ("dice", "miou", "pixel_accuracy")
 # Resamples scored at once (bounds the memory of a vectorised bootstrap).
 BATCH = 500
+
+
+def _scipy_stats():
+    """``scipy.stats``, imported on first use."""
+    # lazy: scipy.stats takes about a second to import, and sweep jobs import this module
+    # (through the sweep summary) on every start, most of them never summarising anything.
+    from scipy import stats
+
+    return stats
 
 
 @dataclass(frozen=True)
@@ -50,6 +58,7 @@ class Summary:
 
 def summarise(values, confidence: float = CONFIDENCE) -> Summary:
     """Summary of the finite ``values``; sd and interval are NaN for fewer than two values."""
+    stats = _scipy_stats()
     x = np.asarray([v for v in values if v is not None and math.isfinite(v)], np.float64)
     if x.size == 0:
         return Summary(0, *([math.nan] * 6))
@@ -89,6 +98,7 @@ def split_differences(
     """Paired differences of the split scores (``SPLIT_SCORES``) of two sets of per-image
     confusion matrices [N, K, K] of the same images in the same order: candidate minus
     baseline, a bootstrap interval over images and a paired permutation p-value."""
+    stats = _scipy_stats()
     n = len(baseline)
     # Image i of the baseline is row i, of the candidate row n + i; a resample is a pair of
     # index arrays into these rows, scored as the split its images make up.
@@ -149,6 +159,7 @@ def mean_difference(
 ) -> Difference:
     """Paired difference of the mean of a per-image score (e.g. per-image Dice): bootstrap
     interval of the mean difference, Wilcoxon signed-rank p-value (1 when no image differs)."""
+    stats = _scipy_stats()
     a, b = np.asarray(baseline, np.float64), np.asarray(candidate, np.float64)
     diff = b - a
     if np.all(diff == diff[0]):

@@ -14,7 +14,7 @@ import numpy as np
 from segkit.core.naming import parse_metric
 
 
-def _pyplot():
+def pyplot():
     """matplotlib's pyplot on the non-interactive Agg backend, imported on first use."""
     # lazy: pyplot takes most of a second to import, and the commands that import this module
     # report a mistake in their input before they draw anything.
@@ -33,7 +33,7 @@ def plot_learning_curves(history: Mapping[str, Sequence[float]], path: str | Pat
         history: logged names (``train/loss``, ``val/dice``, ...) to one value per epoch.
         path: PNG file to write.
     """
-    plt = _pyplot()
+    plt = pyplot()
     fig, (ax_loss, ax_score) = plt.subplots(1, 2, figsize=(11, 4))
     colours: dict[str, str] = {}
     for name, values in sorted(history.items()):
@@ -61,7 +61,7 @@ def plot_learning_curves(history: Mapping[str, Sequence[float]], path: str | Pat
         ax.grid(alpha=0.3)
         if ax.lines:
             ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_image_sizes(sizes: Mapping[str, Sequence[tuple[int, int]]], path: str | Path) -> Path:
@@ -71,7 +71,7 @@ def plot_image_sizes(sizes: Mapping[str, Sequence[tuple[int, int]]], path: str |
         sizes: split name to the (height, width) of each of its images.
         path: PNG file to write.
     """
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for axis, (ax, label) in enumerate(zip(axes, ("height", "width"), strict=True)):
         data = {name: [s[axis] for s in values] for name, values in sizes.items() if values}
@@ -80,14 +80,14 @@ def plot_image_sizes(sizes: Mapping[str, Sequence[tuple[int, int]]], path: str |
             ax.legend(fontsize=8)
         ax.set(title=f"image {label}", xlabel="pixels", ylabel="images")
         ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_class_frequencies(
     fractions: Mapping[str, Sequence[float]], class_names: Sequence[str], path: str | Path
 ) -> Path:
     """Grouped bars: the fraction of labelled pixels of each class, per split (log scale)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(min(14, max(6, 0.6 * len(class_names))), 4))
     width = 0.8 / max(1, len(fractions))
     for i, (name, values) in enumerate(fractions.items()):
@@ -98,12 +98,12 @@ def plot_class_frequencies(
     ax.grid(alpha=0.3, axis="y")
     if fractions:
         ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def label_colours(num_classes: int, ignore_index: int = 255) -> np.ndarray:
     """RGBA colour per label value (256 rows): background transparent, ignore white."""
-    plt = _pyplot()
+    plt = pyplot()
     palette = plt.get_cmap("tab20" if num_classes > 10 else "tab10")
     colours = np.zeros((256, 4))
     for k in range(1, num_classes):
@@ -127,7 +127,7 @@ def plot_overlays(
         ignore_index: the label drawn in white.
         path: PNG file to write.
     """
-    plt = _pyplot()
+    plt = pyplot()
     cols = min(4, max(1, len(tiles)))
     rows = max(1, -(-len(tiles) // cols))
     fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3 * rows), squeeze=False)
@@ -140,12 +140,12 @@ def plot_overlays(
         ax.imshow(image[..., 0] if image.shape[2] == 1 else image, cmap="gray")
         ax.imshow(colours[mask])
         ax.set_title(title[:24], fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
-def _save(fig, path: str | Path) -> Path:
+def save_figure(fig, path: str | Path) -> Path:
     """Write a figure as PNG (creating its folder) and free it."""
-    plt = _pyplot()
+    plt = pyplot()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
@@ -168,7 +168,7 @@ class GalleryItem:
 
 def plot_dice_histogram(dice: Sequence[float], path: str | Path, title: str = "") -> Path:
     """Histogram of per-image Dice, with its mean and median marked."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     values = np.asarray(dice, np.float64)
     ax.hist(values, bins=np.linspace(0, 1, 21), color="C0", edgecolor="white")
@@ -180,7 +180,7 @@ def plot_dice_histogram(dice: Sequence[float], path: str | Path, title: str = ""
         ax.legend(fontsize=8)
     ax.set(title=title or "per-image Dice", xlabel="Dice", ylabel="images", xlim=(0, 1))
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_gallery(
@@ -192,7 +192,7 @@ def plot_gallery(
 ) -> Path:
     """One row per image, best first then worst: image, truth, prediction, overlay; each
     panel titled with the image's id and its Dice."""
-    plt = _pyplot()
+    plt = pyplot()
     rows = [("best", item) for item in best] + [("worst", item) for item in worst]
     fig, axes = plt.subplots(
         max(1, len(rows)), 4, figsize=(12, 3 * max(1, len(rows))), squeeze=False
@@ -213,12 +213,12 @@ def plot_gallery(
         row[3].imshow(overlay)
         for ax, part in zip(row, ("image", "truth", "prediction", "overlay"), strict=True):
             ax.set_title(f"{label}\n{part}", fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_confusion_matrix(matrix: np.ndarray, names: Sequence[str], path: str | Path) -> Path:
     """Row-normalised confusion matrix (true class per row), log-free, with the class names."""
-    plt = _pyplot()
+    plt = pyplot()
     matrix = np.asarray(matrix, np.float64)
     rows = matrix.sum(axis=1, keepdims=True)
     normalised = np.divide(matrix, rows, out=np.zeros_like(matrix), where=rows > 0)
@@ -235,7 +235,7 @@ def plot_confusion_matrix(matrix: np.ndarray, names: Sequence[str], path: str | 
         for i in range(n):
             for j in range(n):
                 ax.text(j, i, f"{normalised[i, j]:.2f}", ha="center", va="center", fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_precision_recall(
@@ -246,7 +246,7 @@ def plot_precision_recall(
     path: str | Path,
 ) -> Path:
     """Pixel precision-recall of the foreground over thresholds, the chosen one marked."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.plot(recall, precision, color="C0")
     k = int(np.argmin(np.abs(thresholds - chosen)))
@@ -255,7 +255,7 @@ def plot_precision_recall(
     ax.set_title("foreground precision-recall over thresholds")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def prediction_strip(

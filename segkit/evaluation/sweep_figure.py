@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from segkit.evaluation.figures import _pyplot, _save
+from segkit.evaluation.figures import pyplot, save_figure
 
 # Scores drawn after the sweep's own metric, those present, up to MAX_PANELS.
 PREFERRED = ("best/val/dice", "test/dice", "test/miou")
@@ -28,7 +28,7 @@ def plot_group_scores(
     scores = [s for s in dict.fromkeys([*first, *PREFERRED]) if s in present][:MAX_PANELS]
     scores = scores or sorted(present)[:MAX_PANELS]
     labels = list(values)
-    plt = _pyplot()
+    plt = pyplot()
     width = max(4.0, 1.2 * len(labels) + 2)
     fig, axes = plt.subplots(1, len(scores), figsize=(width * len(scores), 4.2), squeeze=False)
     rng = np.random.default_rng(0)  # the horizontal jitter of the points only
@@ -44,4 +44,4 @@ def plot_group_scores(
         ax.set(title=score, ylabel=score)
         ax.grid(alpha=0.3, axis="y")
     fig.suptitle("sweep: jobs per group (box: quartiles; points: jobs)")
-    return _save(fig, path)
+    return save_figure(fig, path)

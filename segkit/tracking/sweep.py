@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from segkit.core.atomic import write_json
+from segkit.core.markdown import table_row
 from segkit.core.naming import final_metric_name, is_final_score, metric_direction
 from segkit.core.paths import state_dir
 from segkit.tracking import sweep_groups
@@ -204,8 +205,8 @@ def write_tables(rows: list[JobRow], folder: Path, more: Sequence[str] = ()) -> 
     with csv_path.open("w", newline="") as handle:
         csv.writer(handle).writerows([header, *table(_exact)])
     md_path = folder / "summary.md"
-    lines = [_md_row(header), _md_row(["---"] * len(header))]
-    lines += [_md_row(r) for r in table(_rounded)]
+    lines = [table_row(header), table_row(["---"] * len(header))]
+    lines += [table_row(r) for r in table(_rounded)]
     lines += list(more)
     md_path.write_text("\n".join(lines) + "\n")
     return [csv_path, md_path]
@@ -226,7 +227,3 @@ def _exact(value: float | None) -> str:
 
 def _rounded(value: float | None) -> str:
     return "" if value is None else f"{value:.4f}"
-
-
-def _md_row(cells: list[str]) -> str:
-    return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"

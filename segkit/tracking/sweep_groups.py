@@ -1,6 +1,6 @@
 """A sweep's jobs in groups: the jobs that differ only by ``seed`` or ``dataset.split.fold`` are
 repeats of one setting, and each final score is summarised over them (n, mean, sample sd, min,
-max).
+max; ``segkit.core.stats.summarise``).
 
 The group of a job is its overrides that tell the jobs apart, without the repeat keys, in the
 job's override order (``model=unet trainer.optimizer.lr=0.01``); ``all`` when only repeat keys
@@ -14,10 +14,10 @@ import hashlib
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
+from segkit.core.markdown import table_row
+from segkit.core.stats import Summary, summarise
 
 # Overrides that repeat a setting rather than change it.
 REPEAT_KEYS = ("seed", "dataset.split.fold")
@@ -29,17 +29,6 @@ MAX_LABEL = 150
 # Allowed in a metric name by MLflow on every system (mlflow.utils.validation): word characters,
 # "/", ".", "-", " ". Colons are refused on Windows, so "=" becomes "-", not ":".
 UNSAFE_METRIC_CHARS = re.compile(r"[^\w.\- ]")
-
-
-@dataclass(frozen=True)
-class GroupStats:
-    """One score over the repeats of a group; ``sd`` (ddof=1) is None for a single value."""
-
-    n: int
-    mean: float
-    sd: float | None
-    min: float
-    max: float
 
 
 def override_key(override: str) -> str:
@@ -72,24 +61,17 @@ def group_values(
     return values
 
 
-def describe(values: Sequence[float]) -> GroupStats:
-    """n, mean, sample sd (numpy, ddof=1; None below two values), min and max of ``values``."""
-    x = np.asarray(values, np.float64)
-    sd = float(x.std(ddof=1)) if x.size > 1 else None
-    return GroupStats(int(x.size), float(x.mean()), sd, float(x.min()), float(x.max()))
-
-
 def summarise_groups(
     values: dict[str, dict[str, list[float]]],
-) -> dict[str, dict[str, GroupStats]]:
+) -> dict[str, dict[str, Summary]]:
     """``group_values`` summarised per group and score (scores without a value left out)."""
     return {
-        label: {score: describe(v) for score, v in scores.items() if v}
+        label: {score: summarise(v) for score, v in scores.items() if v}
         for label, scores in values.items()
     }
 
 
-def group_metrics(groups: dict[str, dict[str, GroupStats]]) -> dict[str, float]:
+def group_metrics(groups: dict[str, dict[str, Summary]]) -> dict[str, float]:
     """Metrics for the parent run: ``<label>/<score>/<stat>``, e.g.
     ``model-unet/best/val/dice/mean``; sd only where a group has two values or more."""
     out = {}
@@ -98,7 +80,7 @@ def group_metrics(groups: dict[str, dict[str, GroupStats]]) -> dict[str, float]:
         for score, found in scores.items():
             for stat in STATS:
                 value = getattr(found, stat)
-                if value is not None:
+                if math.isfinite(value):  # sd is NaN for a single value
                     out[f"{name}/{score}/{stat}"] = float(value)
     return out
 
@@ -113,7 +95,7 @@ def metric_label(label: str) -> str:
     return name
 
 
-def write_group_table(groups: dict[str, dict[str, GroupStats]], folder: Path) -> Path:
+def write_group_table(groups: dict[str, dict[str, Summary]], folder: Path) -> Path:
     """``summary_groups.csv``: one row per group and score, exact values (sd empty for n=1)."""
     path = folder / "summary_groups.csv"
     with path.open("w", newline="") as handle:
@@ -121,30 +103,26 @@ def write_group_table(groups: dict[str, dict[str, GroupStats]], folder: Path) ->
         writer.writerow(["group", "score", "n", "mean", "sd", "min", "max"])
         for label, scores in groups.items():
             for score, s in scores.items():
-                sd = "" if s.sd is None else repr(s.sd)
+                sd = repr(s.sd) if s.n > 1 else ""
                 writer.writerow([label, score, s.n, repr(s.mean), sd, repr(s.min), repr(s.max)])
     return path
 
 
-def group_markdown(groups: dict[str, dict[str, GroupStats]]) -> list[str]:
+def group_markdown(groups: dict[str, dict[str, Summary]]) -> list[str]:
     """The ``Groups`` section of ``summary.md``: the group's finished jobs (n) and
     ``mean ± sd [min, max]`` per score."""
     scores = sorted({score for group in groups.values() for score in group})
-    lines = ["", "## Groups", "", _md_row(["group", "n", *scores])]
-    lines.append(_md_row(["---", "---:", *(["---:"] * len(scores))]))
+    lines = ["", "## Groups", "", table_row(["group", "n", *scores])]
+    lines.append(table_row(["---", "---:", *(["---:"] * len(scores))]))
     for label, found in groups.items():
         n = max((s.n for s in found.values()), default=0)
-        lines.append(_md_row([label, str(n), *(_cell(found.get(score)) for score in scores)]))
+        lines.append(table_row([label, str(n), *(_cell(found.get(score)) for score in scores)]))
     return lines
 
 
-def _cell(s: GroupStats | None) -> str:
+def _cell(s: Summary | None) -> str:
     if s is None:
         return ""
-    if s.sd is None:
+    if s.n < 2:
         return f"{s.mean:.4f}"
     return f"{s.mean:.4f} ± {s.sd:.4f} [{s.min:.4f}, {s.max:.4f}]"
-
-
-def _md_row(cells: list[str]) -> str:
-    return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
