@@ -96,3 +96,24 @@ def test_labels_out_of_class_range_are_not_counted():
         confusion_matrix(truth, probs_from_labels(np.array([[[0, 1, 2]]]), 3), 3)
     )
     assert cm.sum() == 2
+
+
+def test_counts_stay_exact_above_two_to_the_24_pixels_per_batch():
+    """float32 weights counted 16,785,408 for 16,785,409 foreground pixels (issue 16)."""
+    side = 4097  # 16,785,409 pixels > 2^24 = 16,777,216
+    truth = np.ones((1, side, side, 1), np.uint8)
+    truth[0, 0, :2] = IGNORE  # two pixels left out
+    truth[0, 1, :2] = 0  # two background pixels, predicted foreground
+    probs = np.full((1, side, side, 1), 0.9, np.float32)
+    probs[0, 2, :2] = 0.1  # two foreground pixels predicted background
+    cm = ops.convert_to_numpy(confusion_matrix(truth, probs, num_classes=2))
+    # 16,785,403 true positives: odd and above 2^24, so not even representable in float32.
+    true_positives = side * side - 6
+    np.testing.assert_array_equal(cm, [[0, 2], [2, true_positives]])
+    # The streaming metric adds such batches in float64, exactly as well.
+    dice, *_ = segmentation_metrics(2)
+    dice.update_state(truth, probs)
+    dice.update_state(truth, probs)
+    matrix = ops.convert_to_numpy(dice.matrix)
+    np.testing.assert_array_equal(matrix, 2 * cm)
+    assert matrix[1, 1] == 2 * true_positives == 33_570_806

@@ -16,7 +16,7 @@ from segkit.core.scores import SCORES, labels_from_probabilities, scores
 def confusion_matrix(
     y_true, y_pred, num_classes: int, ignore_index: int = 255, threshold: float = 0.5
 ):
-    """Confusion matrix [true class, predicted class] of one batch, as float32 counts.
+    """Confusion matrix [true class, predicted class] of one batch, as exact int32 counts.
 
     Args:
         y_true: integer labels [B, H, W, 1] or [B, H, W].
@@ -31,11 +31,13 @@ def confusion_matrix(
         ops.logical_and(ops.not_equal(labels, ignore_index), ops.greater_equal(labels, 0)),
         ops.less(labels, num_classes),
     )
-    cells = ops.where(valid, labels * num_classes + predicted, 0)
-    counts = ops.bincount(
-        cells, weights=ops.cast(valid, "float32"), minlength=num_classes * num_classes
-    )
-    return ops.reshape(counts[: num_classes * num_classes], (num_classes, num_classes))
+    cells = num_classes * num_classes
+    # Left-out pixels go to one extra bin, dropped below. Unweighted, bincount counts in int32:
+    # exact up to 2^31 - 1 pixels per cell and batch, where float32 weights stop counting
+    # exactly at 2^24 (one 4097 x 4097 image, or 17 images of 1024 x 1024).
+    flat = ops.where(valid, labels * num_classes + predicted, cells)
+    counts = ops.bincount(flat, minlength=cells + 1)
+    return ops.reshape(counts[:cells], (num_classes, num_classes))
 
 
 class ConfusionMatrix(keras.metrics.Metric):
