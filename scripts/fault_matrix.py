@@ -436,6 +436,14 @@ CASES: dict[str, tuple[Callable[[Context], Row], bool]] = {
     "num_classes_vs_dataset": (bad_override("dataset.num_classes=3", "num_classes"), False),
     "ignore_index_in_classes": (bad_override("dataset.ignore_index=1", "ignore_index"), False),
     "unknown_precision": (bad_override("trainer.precision=float64", "trainer.precision"), False),
+    # Values outside a field's declared range (segkit.config.ranges), once silently trained on.
+    "negative_lr": (bad_override("trainer.optimizer.lr=-0.001", "trainer.optimizer.lr"), False),
+    "no_train_batches": (
+        bad_override("trainer.limit_train_batches=0", "trainer.limit_train_batches"),
+        False,
+    ),
+    "no_filters": (bad_override("model.base_filters=0", "model.base_filters"), False),
+    "dropout_above_one": (bad_override("model.dropout=1.5", "model.dropout"), False),
     "corrupt_dataset": (corrupt_dataset, False),
     "truncated_backup": (truncated_backup, False),
     "finished_run": (finished_run, False),

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
+
+from segkit.config.ranges import ranged
 
 
 class AugmentName(StrEnum):
@@ -27,9 +29,9 @@ class FlipAugmentConfig(AugmentConfig):
     """Random flips (probabilities) and, for orientation-free images, 90-degree rotations."""
 
     name: AugmentName = AugmentName.flip
-    horizontal: float = 0.5
-    vertical: float = 0.5
-    rotate90: float = 0.0
+    horizontal: float = ranged(0.5, ge=0, le=1, note="a probability")
+    vertical: float = ranged(0.5, ge=0, le=1, note="a probability")
+    rotate90: float = ranged(0.0, ge=0, le=1, note="a probability")
 
 
 @dataclass
@@ -37,15 +39,16 @@ class StandardAugmentConfig(FlipAugmentConfig):
     """Flips, a random affine transform and colour jitter."""
 
     name: AugmentName = AugmentName.standard
-    affine: float = 0.7
-    scale: list[float] = field(default_factory=lambda: [0.9, 1.1])
-    rotate: float = 15.0  # degrees, either way
-    translate: float = 0.05  # fraction of the image size, either way
-    colour: float = 0.8
-    brightness: float = 0.2
-    contrast: float = 0.2
-    saturation: float = 0.2
-    hue: float = 0.02
+    affine: float = ranged(0.7, ge=0, le=1, note="a probability")
+    scale: list[float] = ranged(factory=lambda: [0.9, 1.1], gt=0)
+    rotate: float = ranged(15.0, ge=0, le=180, note="degrees, either way")
+    translate: float = ranged(0.05, ge=0, le=1, note="a fraction of the image size")
+    colour: float = ranged(0.8, ge=0, le=1, note="a probability")
+    # Jitter factors: brightness 0.2 draws a factor in [0.8, 1.2].
+    brightness: float = ranged(0.2, ge=0, le=1)
+    contrast: float = ranged(0.2, ge=0, le=1)
+    saturation: float = ranged(0.2, ge=0, le=1)
+    hue: float = ranged(0.02, ge=0, le=0.5)
 
 
 @dataclass
@@ -53,9 +56,9 @@ class ElasticAugmentConfig(StandardAugmentConfig):
     """The standard preset plus Simard et al.'s elastic deformation (alpha, sigma in pixels)."""
 
     name: AugmentName = AugmentName.elastic
-    elastic: float = 0.5
-    alpha: float = 34.0
-    sigma: float = 4.0
+    elastic: float = ranged(0.5, ge=0, le=1, note="a probability")
+    alpha: float = ranged(34.0, ge=0)
+    sigma: float = ranged(4.0, gt=0)
 
 
 # Option name -> schema (the ConfigStore's schema/augment group).

@@ -11,6 +11,7 @@ from segkit.config.augment import AugmentConfig
 from segkit.config.dataset import DatasetConfig, ResizePolicy
 from segkit.config.inference import InferenceConfig, PostprocessConfig
 from segkit.config.model import ModelConfig
+from segkit.config.ranges import ranged
 from segkit.config.tracking import TrackingConfig
 from segkit.config.trainer import TrainerConfig
 
@@ -24,7 +25,7 @@ class TrainConfig:
     trainer: TrainerConfig = MISSING
     augment: AugmentConfig = MISSING
     tracking: TrackingConfig = MISSING
-    seed: int = 0
+    seed: int = ranged(0, ge=0, le=2**32 - 1)
     run_name: str | None = None
     output_dir: str | None = None
     # Rerunning into an output_dir that holds an unfinished run continues it (same MLflow run);
@@ -45,10 +46,10 @@ class InspectConfig:
     cache_dir: str = MISSING
     run_name: str | None = None
     # Samples drawn (with `seed`) for the overlay grid.
-    overlays: int = 16
-    seed: int = 0
+    overlays: int = ranged(16, ge=0)
+    seed: int = ranged(0, ge=0, le=2**32 - 1)
     # Decode at most this many samples per split for pixel statistics; null = all of them.
-    max_samples: int | None = None
+    max_samples: int | None = ranged(None, ge=1)
 
 
 @dataclass
@@ -66,8 +67,8 @@ class EvaluateConfig:
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
     # Best and worst images shown in the gallery figure.
-    gallery: int = 4
-    max_samples: int | None = None
+    gallery: int = ranged(4, ge=0)
+    max_samples: int | None = ranged(None, ge=1)
     tracking: TrackingConfig = MISSING
     run_name: str | None = None
     output_dir: str | None = None

@@ -14,6 +14,7 @@ from typing import ClassVar
 
 from omegaconf import MISSING, DictConfig
 
+from segkit.config.ranges import ranged
 from segkit.config.values import option_value
 from segkit.core.errors import ConfigError
 
@@ -67,17 +68,17 @@ class SplitConfig:
     ``fold`` replace the val fraction with one fold of a K-fold cross-validation.
     """
 
-    val: float = 0.15
-    test: float = 0.15
-    seed: int = 0
+    val: float = ranged(0.15, ge=0, lt=1)
+    test: float = ranged(0.15, ge=0, lt=1)
+    seed: int = ranged(0, ge=0, le=2**32 - 1)
     # Folder with train.txt, val.txt and optionally test.txt (one sample id per line), such as a
     # previous run's splits/ folder; null = official splits where the dataset has them, else random.
     files: str | None = None
     # K-fold cross-validation: the train+val pool (with an official val split joined to it) is
     # cut into `folds` folds by `seed`; fold `fold` validates, the others train, and the test
     # split (official, else drawn by `test`) stays out of every fold. null = no folds.
-    folds: int | None = None
-    fold: int | None = None
+    folds: int | None = ranged(None, ge=2, note="the number of folds, or null for none")
+    fold: int | None = ranged(None, ge=0)
     # With folds on a binary dataset: rank the pool by foreground fraction and deal each run of
     # K neighbours one to a fold, so every fold has a like share of small and large objects.
     stratify: bool = True
@@ -92,19 +93,21 @@ class DatasetConfig:
     root: str = MISSING
     # Number of classes including background: 2 for a binary task (the model then has one
     # sigmoid output channel), 21 for PASCAL VOC.
-    num_classes: int = 2
+    num_classes: int = ranged(
+        2, ge=2, le=256, note="classes including background; a binary task has 2"
+    )
     class_names: list[str] | None = None
-    image_size: int = 128
-    channels: int = 3
+    image_size: int = ranged(128, ge=8)
+    channels: int = ranged(3, ge=1, le=3, note="1 or 3")
     # Label value that is excluded from losses and metrics (VOC's object boundaries, padding).
-    ignore_index: int = 255
+    ignore_index: int = ranged(255, ge=0, le=255)
     split: SplitConfig = field(default_factory=SplitConfig)
     # resize: squash to image_size; letterbox: keep the aspect ratio and pad (image with
     # pad_value, mask with ignore_index); random_crop / center_crop: an image_size crop, after
     # scaling the shorter side to `rescale` pixels when set (evaluation always crops the centre).
     resize: ResizePolicy = ResizePolicy.resize
-    rescale: int | None = None
-    pad_value: int = 0
+    rescale: int | None = ranged(None, ge=8)
+    pad_value: int = ranged(0, ge=0, le=255)
     # Keep decoded, resized samples in memory or under cache_dir/decoded (small datasets).
     cache: CacheMode = CacheMode.none
     # full: decode every file (mask values, truncated data); quick: headers and file ends only;
@@ -132,10 +135,10 @@ class SyntheticDatasetConfig(DatasetConfig):
     """Generated blobs-on-texture task, written as ISIC-2018-style files on first use."""
 
     name: str = "synthetic"
-    num_samples: int = 300
-    seed: int = 0
-    min_side: int = 160
-    max_side: int = 224
+    num_samples: int = ranged(300, ge=1)
+    seed: int = ranged(0, ge=0, le=2**32 - 1)
+    min_side: int = ranged(160, ge=32)
+    max_side: int = ranged(224, ge=32)
     CLASSES: ClassVar[int | None] = 2
     # The generator draws blobs and hairs that need this many pixels a side.
     MIN_SIDE: ClassVar[int] = 32
@@ -143,8 +146,6 @@ class SyntheticDatasetConfig(DatasetConfig):
     @classmethod
     def check(cls, ds: DictConfig) -> None:
         """At least one sample, and image sides the generator can draw."""
-        if ds.num_samples < 1:
-            raise ConfigError(f"dataset.num_samples={ds.num_samples}: expected >= 1")
         if not cls.MIN_SIDE <= ds.min_side <= ds.max_side:
             raise ConfigError(
                 f"dataset.min_side={ds.min_side} dataset.max_side={ds.max_side}: expected "
@@ -216,9 +217,9 @@ class FolderDatasetConfig(DatasetConfig):
     # binary: 0 = background, 1 or 255 = foreground; index: pixel value = class index
     # (ignore_index allowed); colour: RGB masks, colour_table[i] is the colour of class i.
     mask_format: MaskFormat = MaskFormat.binary
-    colour_table: list[list[int]] | None = None
+    colour_table: list[list[int]] | None = ranged(None, ge=0, le=255, note="RGB values")
     # RGB colour read as ignore_index in colour masks (e.g. VOC's boundary colour).
-    ignore_colour: list[int] | None = None
+    ignore_colour: list[int] | None = ranged(None, ge=0, le=255, note="RGB values")
 
     @classmethod
     def classes(cls, ds: DictConfig) -> int | None:

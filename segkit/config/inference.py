@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from segkit.config.ranges import ranged
+
 
 class InferenceMode(StrEnum):
     """Whole-image or sliding-window prediction (auto: tiled for models trained on crops)."""
@@ -25,14 +27,14 @@ class InferenceConfig:
     # auto: tiled for models trained on crops, whole-image otherwise; whole; tiled.
     mode: str = InferenceMode.auto.value
     # Foreground probability above which a pixel is foreground (binary tasks).
-    threshold: float = 0.5
+    threshold: float = ranged(0.5, gt=0, lt=1)
     # Test-time augmentation: average over horizontal and vertical flips.
     tta: bool = False
     # Tiled: fraction of a tile its neighbour overlaps; tiles per model call.
-    overlap: float = 0.25
-    batch_size: int = 8
+    overlap: float = ranged(0.25, ge=0, lt=1)
+    batch_size: int = ranged(8, ge=1)
     # Tiled, for models trained with resize/letterbox: working scale (1.0 = full resolution).
-    scale: float | None = None
+    scale: float | None = ranged(None, gt=0, le=4)
 
 
 @dataclass
@@ -42,5 +44,5 @@ class PostprocessConfig:
     # Keep only the largest connected object (ISIC: one lesion per image).
     largest: bool = False
     # Remove objects smaller than this many pixels (0 = keep all).
-    min_size: int = 0
+    min_size: int = ranged(0, ge=0)
     fill_holes: bool = False

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from segkit.config.ranges import ranged
 from segkit.core.errors import ConfigError
 
 
@@ -31,7 +32,7 @@ class DiceOptions:
     """Soft Dice: ``smooth`` is added to numerator and denominator; ``per_image`` averages the
     Dice of each image instead of computing one Dice over the whole batch."""
 
-    smooth: float = 1.0
+    smooth: float = ranged(1.0, ge=0)
     per_image: bool = False
 
 
@@ -40,9 +41,9 @@ class TverskyOptions:
     """Tversky loss: ``alpha`` weighs false positives, ``beta`` false negatives (0.5/0.5 is
     Dice); ``beta > alpha`` favours recall."""
 
-    alpha: float = 0.3
-    beta: float = 0.7
-    smooth: float = 1.0
+    alpha: float = ranged(0.3, ge=0, le=1)
+    beta: float = ranged(0.7, ge=0, le=1)
+    smooth: float = ranged(1.0, ge=0)
     per_image: bool = False
 
 
@@ -51,15 +52,15 @@ class FocalOptions:
     """Focal loss (Lin et al. 2017): ``gamma`` down-weights easy pixels; ``alpha`` weighs the
     foreground classes against background (1 - alpha); null = no class weighting."""
 
-    gamma: float = 2.0
-    alpha: float | None = 0.25
+    gamma: float = ranged(2.0, ge=0)
+    alpha: float | None = ranged(0.25, ge=0, le=1)
 
 
 @dataclass
 class CrossEntropyOptions:
     """Cross-entropy (``bce`` and ``ce``): optional weight per class, background first."""
 
-    class_weights: list[float] | None = None
+    class_weights: list[float] | None = ranged(None, ge=0)
 
 
 @dataclass

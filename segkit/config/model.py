@@ -16,6 +16,7 @@ from typing import ClassVar
 from omegaconf import MISSING, DictConfig
 
 from segkit.config.encoders import ENCODERS
+from segkit.config.ranges import ranged
 from segkit.core.errors import ConfigError, lookup
 
 
@@ -62,10 +63,10 @@ class UNetConfig(ModelConfig):
     """Classic UNet (Ronneberger et al. 2015); base_filters=64, depth=4 is the paper's."""
 
     name: str = "unet"
-    base_filters: int = 16
-    depth: int = 4
+    base_filters: int = ranged(16, ge=1)
+    depth: int = ranged(4, ge=1, le=10)
     batch_norm: bool = True
-    dropout: float = 0.0
+    dropout: float = ranged(0.0, ge=0, lt=1, note="a rate")
     upsampling: Upsampling = Upsampling.transpose
 
     @classmethod
@@ -84,11 +85,11 @@ class ImprovedUNetConfig(ModelConfig):
     """
 
     name: str = "improved_unet"
-    base_filters: int = 16
-    depth: int = 4
+    base_filters: int = ranged(16, ge=1)
+    depth: int = ranged(4, ge=1, le=10)
     # Dropout between the two convolutions of every context module.
-    dropout: float = 0.3
-    negative_slope: float = 0.01
+    dropout: float = ranged(0.3, ge=0, lt=1, note="a rate")
+    negative_slope: float = ranged(0.01, ge=0, lt=1)
     deep_supervision: bool = True
 
     @classmethod
@@ -136,7 +137,7 @@ class EncoderConfig:
     weights: str | None = None
     trainable: bool = True
     # Width multiplier of MobileNet encoders; must match the weights.
-    alpha: float = 1.0
+    alpha: float = ranged(1.0, gt=0)
 
 
 @dataclass
@@ -151,11 +152,11 @@ class EncoderModelConfig(ModelConfig):
     """Fields of the models with a pretrained encoder: decoder dropout and fine-tuning."""
 
     # Dropout after each decoder level's batch norm (pix2pix used 0.5).
-    dropout: float = 0.0
+    dropout: float = ranged(0.0, ge=0, lt=1, note="a rate")
     # Train with a frozen encoder (encoder.trainable=false) up to this epoch, then unfreeze it
     # and continue with the learning rate times fine_tune_lr_factor; null = no fine-tuning phase.
-    fine_tune_at: int | None = None
-    fine_tune_lr_factor: float = 0.1
+    fine_tune_at: int | None = ranged(None, ge=1)
+    fine_tune_lr_factor: float = ranged(0.1, gt=0)
     TRAINING_KEYS: ClassVar[tuple[str, ...]] = ("fine_tune_at", "fine_tune_lr_factor")
 
 
@@ -167,7 +168,7 @@ class EncoderUNetConfig(EncoderModelConfig):
     encoder: NamedEncoderConfig = field(default_factory=NamedEncoderConfig)
     decoder: Decoder = Decoder.unet
     # Filters per decoder level, deepest first; null = DECODER_FILTERS[decoder].
-    decoder_filters: list[int] | None = None
+    decoder_filters: list[int] | None = ranged(None, ge=1)
 
     @classmethod
     def check(cls, cfg: DictConfig) -> None:
@@ -183,7 +184,7 @@ class MobileNetUNetConfig(EncoderModelConfig):
     name: str = "mobilenet_unet"
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     # Filters of the four transposed-convolution upsampling blocks, deepest first.
-    decoder_filters: list[int] = field(default_factory=lambda: [512, 256, 128, 64])
+    decoder_filters: list[int] = ranged(factory=lambda: [512, 256, 128, 64], ge=1)
 
     @classmethod
     def check(cls, cfg: DictConfig) -> None:
@@ -216,8 +217,6 @@ def check_encoder(cfg: DictConfig, name: str, decoder: Decoder) -> None:
             f"{expected}, one per level from the 1/32 map up (or null for "
             f"{list(DECODER_FILTERS[decoder])})"
         )
-    if not 0.0 <= float(model.dropout) < 1.0:
-        raise ConfigError(f"model.dropout={model.dropout}: expected a rate in [0, 1)")
     if not model.encoder.trainable and weights is None:
         raise ConfigError(
             "model.encoder.trainable=false with model.encoder.weights=null would freeze a "
@@ -258,8 +257,6 @@ def check_fine_tuning(cfg: DictConfig) -> None:
         raise ConfigError(
             f"model.fine_tune_at={at}: expected an epoch from 1 to trainer.epochs-1={epochs - 1}"
         )
-    if not model.fine_tune_lr_factor > 0:
-        raise ConfigError(f"model.fine_tune_lr_factor={model.fine_tune_lr_factor}: expected > 0")
 
 
 def encoder_weights(weights: str | None) -> str | None:

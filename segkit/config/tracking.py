@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from segkit.config.ranges import ranged
+
 
 @dataclass
 class SweepTrackingConfig:
@@ -31,9 +33,9 @@ class TrackingConfig:
     # model registry (models:/<name>/<version>); null = log it unregistered.
     register_model: str | None = None
     # Validation images whose predictions are logged as one image per epoch (0 = none).
-    sample_predictions: int = 4
+    sample_predictions: int = ranged(4, ge=0)
     # Seconds an http(s) tracking server has to answer the check made before anything is trained.
-    server_timeout: float = 5.0
+    server_timeout: float = ranged(5.0, gt=0)
     # Nest the run under this MLflow run; segkit sets it for each job of a -m sweep.
     parent_run_id: str | None = None
     sweep: SweepTrackingConfig = field(default_factory=SweepTrackingConfig)

@@ -9,7 +9,6 @@ need what only a later step knows (a loaded model's input, a dataset's split siz
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping
 
 from omegaconf import DictConfig, OmegaConf
@@ -18,6 +17,7 @@ from segkit.config.dataset import DatasetConfig
 from segkit.config.inference import InferenceMode
 from segkit.config.loss import parse_loss
 from segkit.config.model import ModelConfig
+from segkit.config.ranges import check_ranges
 from segkit.config.values import option_value
 from segkit.core.errors import ConfigError
 from segkit.core.naming import (
@@ -29,9 +29,6 @@ from segkit.core.naming import (
     parse_metric,
 )
 
-PROBABILITIES = ("horizontal", "vertical", "rotate90", "affine", "colour", "elastic")
-NON_NEGATIVE = ("rotate", "translate", "brightness", "contrast", "saturation", "hue", "alpha")
-
 
 def validate(cfg: DictConfig) -> None:
     """Check the combinations a single field's type cannot express.
@@ -40,6 +37,7 @@ def validate(cfg: DictConfig) -> None:
         ConfigError: naming the key at fault and the values that would work.
     """
     _check_known_keys(cfg, "")
+    check_ranges(cfg)
     if "dataset" in cfg and cfg.dataset is not None:  # evaluate: the run's dataset, checked later
         _validate_dataset(cfg.dataset)
     if "augment" in cfg:
@@ -52,14 +50,10 @@ def validate(cfg: DictConfig) -> None:
         _validate_trainer(cfg.trainer, cfg.get("dataset"))
     if "optimized_metric" in cfg:
         _check_optimized_metric(str(cfg.optimized_metric), cfg.get("dataset"))
-    if "tracking" in cfg and cfg.tracking.server_timeout <= 0:
-        raise ConfigError(f"tracking.server_timeout={cfg.tracking.server_timeout}: expected > 0")
     if isinstance(cfg.get("split"), str) and cfg.split not in SPLITS:  # evaluate's split
         raise ConfigError(f"split={cfg.split!r}: expected one of {', '.join(SPLITS)}")
     if "inference" in cfg:
         _validate_inference(cfg.inference)
-    if "postprocess" in cfg and cfg.postprocess.min_size < 0:
-        raise ConfigError(f"postprocess.min_size={cfg.postprocess.min_size}: expected >= 0")
 
 
 def check_model_input(input_shape: tuple, dataset: DictConfig) -> None:
@@ -83,11 +77,6 @@ def check_splits(cfg: DictConfig, counts: Mapping[str, int]) -> None:
 
 
 def _validate_dataset(ds: DictConfig) -> None:
-    if ds.num_classes < 2:
-        raise ConfigError(
-            f"dataset.num_classes={ds.num_classes}: expected >= 2 "
-            "(classes including background; a binary task has 2)"
-        )
     schema = OmegaConf.get_type(ds)
     schema = schema if isinstance(schema, type) and issubclass(schema, DatasetConfig) else None
     expected = schema.classes(ds) if schema is not None else None
@@ -111,15 +100,11 @@ def _validate_dataset(ds: DictConfig) -> None:
         raise ConfigError(f"dataset.channels={ds.channels}: expected 1 or 3")
     split = ds.split
     check_folds(split)
-    if split.val < 0 or split.test < 0 or split.val + split.test >= 1:
+    if split.val + split.test >= 1:
         raise ConfigError(
-            f"dataset.split val={split.val} test={split.test}: expected fractions >= 0 "
-            "that leave samples to train on (val + test < 1)"
+            f"dataset.split val={split.val} test={split.test}: expected fractions that leave "
+            "samples to train on (val + test < 1)"
         )
-    if ds.image_size < 8:
-        raise ConfigError(f"dataset.image_size={ds.image_size}: expected >= 8")
-    if not 0 <= ds.pad_value <= 255:
-        raise ConfigError(f"dataset.pad_value={ds.pad_value}: expected 0..255")
     _validate_rescale(ds)
     if schema is not None:
         schema.check(ds)
@@ -168,26 +153,15 @@ def _validate_rescale(ds: DictConfig) -> None:
 
 
 def _validate_augment(aug: DictConfig) -> None:
-    for key in PROBABILITIES:
-        if key in aug and not 0.0 <= aug[key] <= 1.0:
-            raise ConfigError(f"augment.{key}={aug[key]}: expected a probability in [0, 1]")
     if "scale" in aug:
         scale = list(aug.scale)
         if len(scale) != 2 or not 0 < scale[0] <= scale[1]:
             raise ConfigError(f"augment.scale={scale}: expected [low, high] with 0 < low <= high")
-    for key in NON_NEGATIVE:
-        if key in aug and aug[key] < 0:
-            raise ConfigError(f"augment.{key}={aug[key]}: expected >= 0")
-    if "sigma" in aug and aug.sigma <= 0:
-        raise ConfigError(f"augment.sigma={aug.sigma}: expected > 0")
 
 
 def _validate_trainer(trainer: DictConfig, dataset: DictConfig | None) -> None:
     if dataset is not None:
         _validate_loss(trainer, int(dataset.num_classes))
-    for key in ("epochs", "batch_size", "backup_every_steps"):
-        if trainer[key] is not None and trainer[key] < 1:
-            raise ConfigError(f"trainer.{key}={trainer[key]}: expected >= 1")
     monitors = [metric_name("val", score) for score in EPOCH_SCORES]
     if trainer.monitor not in monitors:
         raise ConfigError(
@@ -207,19 +181,6 @@ def _validate_loss(trainer: DictConfig, num_classes: int) -> None:
             f"trainer.loss_options.ce.class_weights={list(weights)}: expected "
             f"dataset.num_classes={num_classes} weights >= 0 (background first), not all 0"
         )
-    ranges = {
-        "focal.gamma": (opts.focal.gamma, 0, math.inf),
-        "focal.alpha": (opts.focal.alpha, 0, 1),
-        "tversky.alpha": (opts.tversky.alpha, 0, 1),
-        "tversky.beta": (opts.tversky.beta, 0, 1),
-        "tversky.smooth": (opts.tversky.smooth, 0, math.inf),
-        "dice.smooth": (opts.dice.smooth, 0, math.inf),
-    }
-    for key, (value, low, high) in ranges.items():
-        if value is not None and not low <= value <= high:
-            raise ConfigError(
-                f"trainer.loss_options.{key}={value}: expected a value from {low} to {high}"
-            )
     if opts.tversky.alpha + opts.tversky.beta <= 0:
         raise ConfigError("trainer.loss_options.tversky: alpha + beta must be > 0")
 
@@ -228,14 +189,6 @@ def _validate_inference(inference: DictConfig) -> None:
     modes = tuple(m.value for m in InferenceMode)
     if inference.mode not in modes:
         raise ConfigError(f"inference.mode={inference.mode!r}: expected one of {modes}")
-    if not 0.0 < inference.threshold < 1.0:
-        raise ConfigError(f"inference.threshold={inference.threshold}: expected 0 < t < 1")
-    if not 0.0 <= inference.overlap < 1.0:
-        raise ConfigError(f"inference.overlap={inference.overlap}: expected 0 <= overlap < 1")
-    if inference.batch_size < 1:
-        raise ConfigError(f"inference.batch_size={inference.batch_size}: expected >= 1")
-    if inference.scale is not None and not 0.0 < inference.scale <= 4.0:
-        raise ConfigError(f"inference.scale={inference.scale}: expected 0 < scale <= 4")
 
 
 def _check_known_keys(node: DictConfig, path: str) -> None:
