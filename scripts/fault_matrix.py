@@ -18,10 +18,8 @@ are also the tests of tests/test_faults.py (the training ones marked slow).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import random
-import re
 import resource
 import shutil
 import signal
@@ -29,12 +27,16 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "scripts"))
+
+import faults_predict  # noqa: E402
+from fault_checks import Row, lost, one_line_error, snapshot  # noqa: E402
 
 from helpers import TINY, user_env  # noqa: E402
 from segkit.data.formats.synthetic import dataset_dir, ensure_synthetic  # noqa: E402
@@ -44,18 +46,6 @@ RUN_TIMEOUT = 240
 # Runs long enough to be signalled mid-training: 6 epochs of 8 steps.
 LONGER = ("trainer.epochs=6", "trainer.limit_train_batches=null")
 EPOCHS = list(range(6))
-
-
-@dataclass
-class Row:
-    """One case's outcome: what should happen, what did, the MLflow status, files lost."""
-
-    case: str
-    expected: str
-    observed: str
-    status: str
-    data_lost: str
-    ok: bool
 
 
 @dataclass
@@ -138,50 +128,6 @@ def _limit_memory(limit: int) -> Callable[[], None]:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
     return apply
-
-
-# ------------------------------------------------------------------------------- data lost
-
-
-def snapshot(paths: Iterable[Path]) -> dict[Path, str]:
-    """SHA-256 of every file under ``paths``."""
-    digests = {}
-    for root in paths:
-        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
-        for path in files:
-            digests[path] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return digests
-
-
-def lost(before: dict[Path, str], moved_to: Path | None = None) -> str:
-    """Files of ``before`` now changed or gone ("none" when all are intact). A file moved
-    under ``moved_to`` (a superseded run's folder) with its content intact is not lost."""
-    missing = []
-    moved = snapshot([moved_to]) if moved_to is not None and moved_to.exists() else {}
-    for path, digest in before.items():
-        if path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == digest:
-            continue
-        if digest in moved.values():
-            continue
-        missing.append(path.name)
-    return ", ".join(missing) if missing else "none"
-
-
-# Other libraries' notices, not segkit's messages: TensorFlow's C++ start-up lines (absl:
-# "E0000 00:00:... cuda_platform.cc ...") and MLflow's INFO lines when it creates a store.
-NOTICE = re.compile(
-    r"^([IWEF]\d{4} |WARNING: All log messages before absl|\d{4}/\d\d/\d\d [\d:]+ INFO )"
-)
-PREFIX = "segkit.train: error: "
-
-
-def one_line_error(result: subprocess.CompletedProcess) -> str:
-    """``exit 2: <the line>`` when the command stopped with one line and status 2, else what
-    it did."""
-    lines = [line for line in result.stderr.splitlines() if line.strip() and not NOTICE.match(line)]
-    if result.returncode == 2 and len(lines) == 1 and "Traceback" not in result.stderr:
-        return f"exit 2: {lines[0].removeprefix(PREFIX)[:90]}"
-    return f"exit {result.returncode}, {len(lines)} stderr lines: {' | '.join(lines[-2:])[:160]}"
 
 
 def statuses(ctx: Context) -> str:
@@ -445,6 +391,9 @@ CASES: dict[str, tuple[Callable[[Context], Row], bool]] = {
     "no_filters": (bad_override("model.base_filters=0", "model.base_filters"), False),
     "dropout_above_one": (bad_override("model.dropout=1.5", "model.dropout"), False),
     "corrupt_dataset": (corrupt_dataset, False),
+    "predict_output_is_input": (faults_predict.output_is_input, False),
+    "predict_output_holds_masks": (faults_predict.output_holds_masks, False),
+    "predict_corrupt_image": (faults_predict.corrupt_image, False),
     "truncated_backup": (truncated_backup, False),
     "finished_run": (finished_run, False),
     "corrupt_dataset_unvalidated": (corrupt_dataset_unvalidated, True),

@@ -85,6 +85,8 @@ class PredictConfig:
     output: str = MISSING
     # Also write <name>_overlay.jpg next to each mask.
     overlays: bool = True
+    # Replace files of the output folder that have the names predict writes (never an input).
+    overwrite: bool = False
     # When the model comes without a run's config: the input channels are read from the model,
     # this resize policy is assumed.
     resize: ResizePolicy = ResizePolicy.resize

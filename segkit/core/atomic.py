@@ -39,6 +39,30 @@ def replacing(path: str | os.PathLike, durable: bool = True) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+@contextlib.contextmanager
+def creating(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+    """``replacing`` for a file that must not exist yet: the name is claimed by an exclusive
+    create first, so a file that appeared meanwhile (anyone's) is never replaced.
+
+    Raises:
+        FileExistsError: ``path`` exists and ``overwrite`` is false.
+    """
+    path = Path(path)
+    if overwrite:
+        with replacing(path) as tmp:
+            yield tmp
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "xb"):  # the claim: empty, and ours
+        pass
+    try:
+        with replacing(path) as tmp:
+            yield tmp
+    except BaseException:
+        path.unlink(missing_ok=True)  # only the empty claim: the rename is the last step
+        raise
+
+
 def write_json(path: str | os.PathLike, value: Any) -> None:
     """``value`` as JSON in ``path``, written through ``replacing``."""
     with replacing(path) as tmp:
