@@ -149,6 +149,21 @@ def bad_override(override: str, names: str) -> Callable[[Context], Row]:
     return case
 
 
+def weights_not_hdf5(ctx: Context) -> Row:
+    """``model.encoder.weights`` naming a file of random bytes: one line at composition (it was
+    an h5py traceback after the run had opened, then FAILED)."""
+    weights = ctx.root / "encoder.weights.h5"
+    weights.write_bytes(ctx.rng.randbytes(5000))
+    before = snapshot([weights])
+    tiny_unet = [o for o in ctx.overrides("run") if not o.startswith("model.")]
+    args = [*tiny_unet, "model=mobilenet_unet", f"model.encoder.weights={weights}"]
+    result = ctx.train(*args)
+    observed = one_line_error(result)
+    ok = observed.startswith("exit 2") and "not a weights file" in result.stderr
+    ok = ok and not ctx.db.exists()
+    return Row("", "exit 2: not a weights file", observed, statuses(ctx), lost(before), ok)
+
+
 def corrupt_dataset(ctx: Context) -> Row:
     """Corrupt files in a copy of the dataset: validation lists them before any run starts."""
     cache = ctx.root / "cache"
@@ -390,6 +405,7 @@ CASES: dict[str, tuple[Callable[[Context], Row], bool]] = {
     ),
     "no_filters": (bad_override("model.base_filters=0", "model.base_filters"), False),
     "dropout_above_one": (bad_override("model.dropout=1.5", "model.dropout"), False),
+    "weights_not_hdf5": (weights_not_hdf5, False),
     "corrupt_dataset": (corrupt_dataset, False),
     "predict_output_is_input": (faults_predict.output_is_input, False),
     "predict_output_holds_masks": (faults_predict.output_holds_masks, False),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hydra.errors import ConfigCompositionException, MissingConfigException
 from omegaconf import OmegaConf, open_dict
@@ -14,6 +15,7 @@ from segkit.app.cli import CONF_DIR, one_line
 from segkit.config.loss import parse_loss
 from segkit.config.trainer import monitor_mode
 from segkit.config.validate import validate
+from segkit.config.weights import HDF5_SIGNATURE, is_hdf5
 from segkit.core.errors import ConfigError
 from segkit.core.naming import metric_direction
 
@@ -148,9 +150,20 @@ def test_input_size_error_says_which_sizes_work(model, size, sizes):
         validate(cfg)
 
 
+def test_a_weights_file_of_random_bytes_is_not_a_weights_file(tmp_path):
+    weights = tmp_path / "encoder.weights.h5"
+    weights.write_bytes(np.random.default_rng(0).bytes(5000))
+    cfg = compose_config(["model=mobilenet_unet", f"model.encoder.weights={weights}"])
+    with pytest.raises(ConfigError, match=f"weights={weights}: not a weights file"):
+        validate(cfg)
+    late = tmp_path / "late.h5"  # a superblock after a 512-byte user block is HDF5 too
+    late.write_bytes(bytes(512) + HDF5_SIGNATURE + bytes(100))
+    assert is_hdf5(late) and not is_hdf5(weights)
+
+
 def test_fine_tune_epoch_must_fall_inside_the_run(tmp_path):
     weights = tmp_path / "encoder.weights.h5"
-    weights.touch()
+    weights.write_bytes(HDF5_SIGNATURE + bytes(100))  # only its signature is read here
     base = ["model=mobilenet_unet", f"model.encoder.weights={weights}"]
     base.append("model.encoder.trainable=false")
     validate(compose_config([*base, "model.fine_tune_at=5", "trainer.epochs=6"]))

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from pathlib import Path
 from typing import ClassVar
 
 from omegaconf import MISSING, DictConfig
 
 from segkit.config.encoders import ENCODERS
 from segkit.config.ranges import ranged
+from segkit.config.weights import IMAGENET, encoder_weights
 from segkit.core.errors import ConfigError, lookup
 
 
@@ -125,7 +125,6 @@ DECODER_FILTERS: dict[Decoder, tuple[int, ...]] = {
     Decoder.unet: (256, 128, 64, 32, 16),
     Decoder.pix2pix: (512, 256, 128, 64),
 }
-IMAGENET = "imagenet"
 
 
 @dataclass
@@ -257,24 +256,6 @@ def check_fine_tuning(cfg: DictConfig) -> None:
         raise ConfigError(
             f"model.fine_tune_at={at}: expected an epoch from 1 to trainer.epochs-1={epochs - 1}"
         )
-
-
-def encoder_weights(weights: str | None) -> str | None:
-    """``model.encoder.weights`` as the encoder builder takes it: None (random), ``imagenet``,
-    or the path of an existing file with ``~`` expanded.
-
-    Raises:
-        ConfigError: a path that names no file (segkit downloads nothing itself).
-    """
-    if weights is None or weights == IMAGENET:
-        return weights
-    path = Path(weights).expanduser()
-    if not path.is_file():
-        raise ConfigError(
-            f"model.encoder.weights={weights}: no such file (expected null for random initial "
-            "weights, imagenet for Keras' ImageNet weights, or a local no-top weights file)"
-        )
-    return str(path)
 
 
 # Option name -> schema (the ConfigStore's schema/model group).

@@ -26,7 +26,8 @@ import keras
 from keras import layers
 
 from segkit.config.encoders import ENCODERS, Preprocessing
-from segkit.config.model import DECODER_FILTERS, Decoder, NamedEncoderConfig, encoder_weights
+from segkit.config.model import DECODER_FILTERS, Decoder, NamedEncoderConfig
+from segkit.config.weights import encoder_weights
 from segkit.core.errors import lookup
 from segkit.core.scores import output_channels
 from segkit.models.blocks import output_activation

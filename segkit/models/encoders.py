@@ -26,7 +26,7 @@ from segkit.config.encoders import (
     Preprocessing,
     Tap,
 )
-from segkit.config.model import IMAGENET
+from segkit.config.weights import IMAGENET
 from segkit.core.errors import ConfigError
 from segkit.models.blocks import ENCODER
 
