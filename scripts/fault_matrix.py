@@ -410,6 +410,7 @@ CASES: dict[str, tuple[Callable[[Context], Row], bool]] = {
     "predict_output_is_input": (faults_predict.output_is_input, False),
     "predict_output_holds_masks": (faults_predict.output_holds_masks, False),
     "predict_corrupt_image": (faults_predict.corrupt_image, False),
+    "predict_unsafe_model": (faults_predict.unsafe_model, False),
     "truncated_backup": (truncated_backup, False),
     "finished_run": (finished_run, False),
     "corrupt_dataset_unvalidated": (corrupt_dataset_unvalidated, True),

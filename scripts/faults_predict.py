@@ -8,8 +8,10 @@ prints the rows; ``tests/test_faults.py`` runs them).
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +31,14 @@ register_configs()
 cfg = compose_config([*TINY_MODELS["unet"], "dataset.image_size=32"])
 build_model(cfg.model, cfg.dataset).save(sys.argv[1])
 """
+
+
+# The first activation of a Keras config, and os.system put in its place.
+UNSAFE_ACTIVATION = re.compile(r'"activation": "\w+"')
+OS_SYSTEM = (
+    '"activation": {"module": "os", "class_name": "function", "config": "system", '
+    '"registered_name": "function"}'
+)
 
 
 def tiny_model(cache: Path) -> Path:
@@ -154,3 +164,24 @@ def corrupt_image(ctx) -> Row:
         and masks == ["a.png", "c.png", "d.png"]
     )
     return Row("", "exit 2 naming b.png; masks a, c, d", observed, "no run", lost(before), ok)
+
+
+def unsafe_model(ctx) -> Row:
+    """A ``.keras`` whose config names ``os.system`` as an activation: refused by Keras' safe
+    mode in one line, exit 2 (it was a traceback, exit 1)."""
+    good = tiny_model(ctx.cache)
+    model = ctx.root / "unsafe.keras"
+    with zipfile.ZipFile(good) as source, zipfile.ZipFile(model, "w") as target:
+        for name in source.namelist():
+            data = source.read(name)
+            if name == "config.json":
+                data = UNSAFE_ACTIVATION.sub(OS_SYSTEM, data.decode(), count=1).encode()
+            target.writestr(name, data)
+    photos, out = ctx.root / "in", ctx.root / "out"
+    write_photos(photos, ["a"])
+    before = snapshot([photos, model])
+    result = predict(ctx.root, f"model={model}", f"input={photos}", f"output={out}")
+    observed = _short(one_line_error(result), ctx.root)
+    ok = observed.startswith("exit 2") and "Could not locate function 'system'" in result.stderr
+    ok = ok and not _masks(out)
+    return Row("", "exit 2: refused in safe mode", observed, "no run", lost(before), ok)

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,10 +58,26 @@ def load_keras(path: str | Path):
     path = Path(path).expanduser()
     if not path.is_file() or path.suffix != ".keras":
         raise ConfigError(f"model={path}: expected an existing .keras file")
+    if not zipfile.is_zipfile(path):
+        raise ConfigError(
+            f"model={path}: not a Keras model file (a .keras file is a zip archive; this one "
+            "is cut short or something else)"
+        )
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=True)
-    except (ValueError, OSError) as error:
-        raise ConfigError(f"model={path}: cannot be loaded in safe mode ({error})") from None
+    except (ValueError, OSError, TypeError, KeyError, zipfile.BadZipFile) as error:
+        # TypeError: a config naming what Keras will not deserialize (a Lambda, os.system as
+        # an activation); KeyError, BadZipFile: a cut or foreign archive.
+        raise ConfigError(
+            f"model={path}: cannot be loaded in safe mode ({keras_reason(error)})"
+        ) from None
+
+
+def keras_reason(error: BaseException) -> str:
+    """Keras' innermost reason for a failed load, on one line: a deserialisation error nests
+    each layer's message in its parent's and ends with ``Exception encountered: <reason>``."""
+    inner = " ".join(str(error).rsplit("Exception encountered: ", 1)[-1].split())
+    return re.split(r"(?<=\.) ", inner, maxsplit=1)[0][:200] or type(error).__name__
 
 
 def resolve(model: str | None, run_id: str | None, tracking_uri: str, workdir: Path) -> ModelSource:
