@@ -164,6 +164,29 @@ def weights_not_hdf5(ctx: Context) -> Row:
     return Row("", "exit 2: not a weights file", observed, statuses(ctx), lost(before), ok)
 
 
+def store_not_sqlite(ctx: Context) -> Row:
+    """``./mlflow.db`` that is no SQLite file: one line, the file untouched (it was an
+    SQLAlchemy traceback, exit 1)."""
+    ctx.db.write_text("notes that happen to be called mlflow.db")
+    before = snapshot([ctx.db])
+    result = ctx.train(*ctx.overrides("run"))
+    observed = one_line_error(result)
+    ok = observed.startswith("exit 2") and "not an SQLite database" in result.stderr
+    return Row("", "exit 2: not an SQLite database", observed, "no run", lost(before), ok)
+
+
+def fresh_store_race(ctx: Context) -> Row:
+    """Two runs started at the same moment in a folder without ``mlflow.db``: both FINISHED in
+    one readable store (MLflow's own table creation raced: one or both died)."""
+    procs = [ctx.start(*ctx.overrides(f"run{i}")) for i in range(2)]
+    codes = [p.wait(timeout=RUN_TIMEOUT) for p in procs]
+    for p in procs:
+        p.communicate()
+    status = statuses(ctx)
+    ok = codes == [0, 0] and status == "FINISHED,FINISHED"
+    return Row("", "exit 0 twice, both FINISHED", f"exits {codes}", status, "none", ok)
+
+
 def corrupt_dataset(ctx: Context) -> Row:
     """Corrupt files in a copy of the dataset: validation lists them before any run starts."""
     cache = ctx.root / "cache"
@@ -406,6 +429,7 @@ CASES: dict[str, tuple[Callable[[Context], Row], bool]] = {
     "no_filters": (bad_override("model.base_filters=0", "model.base_filters"), False),
     "dropout_above_one": (bad_override("model.dropout=1.5", "model.dropout"), False),
     "weights_not_hdf5": (weights_not_hdf5, False),
+    "store_not_sqlite": (store_not_sqlite, False),
     "corrupt_dataset": (corrupt_dataset, False),
     "predict_output_is_input": (faults_predict.output_is_input, False),
     "predict_output_holds_masks": (faults_predict.output_holds_masks, False),
@@ -420,6 +444,7 @@ CASES: dict[str, tuple[Callable[[Context], Row], bool]] = {
     "sigterm_resume": (sigterm_resume, True),
     "sigkill_resume": (sigkill_resume, True),
     "fresh_start": (fresh_start, True),
+    "fresh_store_race": (fresh_store_race, True),
 }
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import urllib.error
 import urllib.parse
 import urllib.request
-from pathlib import Path
 
 from segkit.core.errors import ConfigError
+from segkit.tracking.local_store import check_sqlite_store, sqlite_path
 
 SERVER_HINT = "start one with `make server` (or set tracking.uri to a running server)"
 
@@ -29,8 +29,11 @@ def check_existing_store(uri: str, key: str, timeout: float = 5.0) -> None:
     """Raise a one-line ``ConfigError`` when a store to be read from is not there: a SQLite file
     that does not exist (MLflow would create an empty one in the current folder and find nothing
     in it) or a server that does not answer (MLflow's client would retry for minutes)."""
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).is_file():
+    path = sqlite_path(uri)
+    if path is not None and not path.is_file():
         raise ConfigError(f"{key}={uri}: no such store (run from the folder holding mlflow.db)")
+    if path is not None:
+        check_sqlite_store(path, uri, key)
     check_server(uri, timeout)
 
 

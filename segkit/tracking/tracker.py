@@ -23,6 +23,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from segkit.core.errors import ConfigError, short_reason
+from segkit.tracking.local_store import ensure_local_store
 from segkit.tracking.store import check_server
 
 # MLflow's limits: a param value is at most 6000 characters; log_batch takes up to 100 params.
@@ -243,9 +244,11 @@ def make_tracker(cfg: DictConfig) -> NullTracker:
     """The tracker for the ``tracking`` config node.
 
     Raises:
-        ConfigError: the tracking server does not answer within ``tracking.server_timeout``.
+        ConfigError: the tracking server does not answer within ``tracking.server_timeout``;
+            a local store file that is not an MLflow store (a missing one is created whole).
     """
     if not cfg.enabled:
         return NullTracker()
     check_server(str(cfg.uri), float(cfg.server_timeout))
+    ensure_local_store(str(cfg.uri))
     return MlflowTracker(cfg)
