@@ -3,10 +3,11 @@ command stopped with one line."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,3 +68,29 @@ def one_line_error(result: subprocess.CompletedProcess) -> str:
     if result.returncode == 2 and len(lines) == 1 and "Traceback" not in result.stderr:
         return f"exit 2: {PREFIX.sub('', lines[0])[:90]}"
     return f"exit {result.returncode}, {len(lines)} stderr lines: {' | '.join(lines[-2:])[:160]}"
+
+
+class Skipped(Exception):
+    """A case that cannot run on this machine (no root to mount a file system), with why."""
+
+
+@contextlib.contextmanager
+def tmpfs(folder: Path, options: str) -> Iterator[Path]:
+    """A real tmpfs mounted at ``folder`` (``ro``, or ``size=2m`` for a disk that fills up),
+    unmounted afterwards.
+
+    Raises:
+        Skipped: mounting is not allowed here (not root, or no mount namespace rights).
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        raise Skipped(f"cannot mount a tmpfs here ({mounted.stderr.strip() or 'not root'})")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)

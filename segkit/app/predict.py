@@ -17,6 +17,7 @@ from segkit.config.validate import validate
 from segkit.config.values import option_value
 from segkit.core.atomic import creating
 from segkit.core.errors import DataError
+from segkit.core.paths import check_writable_folder
 from segkit.core.scores import classes_of_output
 from segkit.data.decode import header_size, read_image
 from segkit.data.geometry import Policy
@@ -106,6 +107,7 @@ def check_output(
     Raises:
         DataError: output is a file, the input folder or inside it; a file predict would write
             exists already (unless ``overwrite``); a file to write is one of the input images.
+        ConfigError: a folder that cannot be written (read-only or full file system).
     """
     if output.is_file():
         raise DataError(f"output={output}: is a file; expected a folder for the masks")
@@ -128,6 +130,7 @@ def check_output(
             f"output={output}: {len(existing)} of the files predict writes exist already "
             f"({_first(existing)}); give an empty folder, or overwrite=true to replace them"
         )
+    check_writable_folder(output, "output")
 
 
 @contextlib.contextmanager

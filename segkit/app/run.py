@@ -25,7 +25,7 @@ from segkit.app import hydra_job
 from segkit.config.validate import check_splits, validate
 from segkit.config.values import to_container
 from segkit.core.errors import OutOfMemory, TrainingDiverged, short_reason
-from segkit.core.paths import backup_dir
+from segkit.core.paths import backup_dir, check_writable_folder
 from segkit.data import load_index
 from segkit.data.index import DatasetIndex
 from segkit.tracking.tracker import NullTracker, flatten, library_versions, make_tracker
@@ -58,6 +58,7 @@ class Run:
         self.worker_dir = (
             self.output_dir if self.role.is_chief else self.output_dir / "workers" / self.role.name
         )
+        check_writable_folder(self.worker_dir, "output_dir")
         # Fresh start, resume, or refusal (a finished run, a changed config, a cut backup).
         self.config_flat = flatten(to_container(cfg))
         self.plan = state.plan(

@@ -6,7 +6,11 @@ beside its checkpoint, and a sweep keeps its parent run's record in the same ``.
 
 from __future__ import annotations
 
+import os
+import uuid
 from pathlib import Path
+
+from segkit.core.errors import ConfigError
 
 # segkit's own state inside an output folder (a run's or a sweep's).
 STATE_DIR = ".segkit"
@@ -38,3 +42,28 @@ def run_folder_of(checkpoint: Path) -> Path:
     """The output folder of a run whose best checkpoint is ``checkpoint``
     (``<output_dir>/checkpoints/best.keras``)."""
     return checkpoint.parent.parent
+
+
+def check_writable_folder(folder: Path, key: str) -> None:
+    """Create ``folder`` if needed and check a file can be written in it, so that a read-only
+    or full file system stops a command with one line before it has done anything.
+
+    Raises:
+        ConfigError: naming ``key`` and the folder: a file there, or the system's reason.
+    """
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{key}={folder}: is a file; expected a folder")
+    probe = folder / f".write-test-{uuid.uuid4().hex[:8]}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(probe, "xb") as handle:
+            handle.write(b"x")
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as error:
+        raise ConfigError(
+            f"{key}={folder}: cannot write there ({error.strerror or error}); give a folder "
+            "on a writable disk with free space"
+        ) from None
+    finally:
+        probe.unlink(missing_ok=True)
