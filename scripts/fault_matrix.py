@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -199,6 +200,50 @@ def output_read_only(ctx: Context) -> Row:
     ok = all(r.returncode == 2 and "Read-only file system" in r.stderr for r in results)
     ok = ok and all(len(error_lines(r)) == 1 for r in results) and not ctx.runs()
     return Row("", "exit 2 twice: read-only", observed, statuses(ctx), "none", ok)
+
+
+def cache_full_synthetic(ctx: Context) -> Row:
+    """``cache_dir`` on a full disk where the synthetic dataset is to be generated: one line
+    naming dataset.root (OpenCV's failed writes used to be ignored)."""
+    with tmpfs(ctx.root / "full", "size=40k") as full:
+        result = ctx.train(*ctx.overrides("run", f"cache_dir={full}"))
+        left = sorted(p.name for p in full.rglob("*") if p.is_file())
+    observed = one_line_error(result)
+    ok = observed.startswith("exit 2") and "cannot write the synthetic dataset" in result.stderr
+    ok = ok and not ctx.runs() and not left
+    return Row("", "exit 2 naming dataset.root", observed, statuses(ctx), "none", ok)
+
+
+def cache_full(ctx: Context) -> Row:
+    """``dataset.cache=disk`` with ``cache_dir`` on a full disk: training goes on uncached and
+    says so once (it was a TensorFlow "Graph execution error", FAILED)."""
+    dataset = f"dataset.root={ctx.cache / 'synthetic'}"
+    with tmpfs(ctx.root / "full", "size=40k") as full:
+        args = ctx.overrides("run", f"cache_dir={full}", dataset, "dataset.cache=disk")
+        result = ctx.train(*args)
+    log = result.stdout + result.stderr  # Hydra's job log goes to stdout
+    warnings = log.count("cache_dir: cannot write decoded samples")
+    observed = f"exit {result.returncode}, {warnings} warning(s) naming cache_dir"
+    ok = result.returncode == 0 and warnings == 1 and statuses(ctx) == "FINISHED"
+    return Row("", "exit 0, FINISHED, one warning", observed, statuses(ctx), "none", ok)
+
+
+def output_full(ctx: Context) -> Row:
+    """``output_dir`` on a disk that fills up while checkpoints are written: FAILED with the
+    reason, one line, the checkpoint written before intact (it was chained tracebacks, then a
+    segmentation fault)."""
+    # Room for the first best checkpoint and backup of the tiny model, not for the next ones.
+    with tmpfs(ctx.root / "full", "size=1300k") as full:
+        result = ctx.train(*ctx.overrides("run", f"output_dir={full / 'run'}", *LONGER))
+        best = full / "run" / "checkpoints" / "best.keras"
+        kept = best.exists()
+        intact = kept and zipfile.ZipFile(best).testzip() is None
+    runs = ctx.runs()
+    reason = runs[0].data.tags.get("failure_reason", "") if runs else ""
+    observed = f"{one_line_error(result)[:70]}; best.keras {'intact' if intact else 'CUT or none'}"
+    ok = observed.startswith("exit 2") and "No space left" in reason and intact
+    ok = ok and statuses(ctx) == "FAILED"
+    return Row("", "exit 2, FAILED with the reason", observed, statuses(ctx), "none", ok)
 
 
 def store_not_sqlite(ctx: Context) -> Row:
@@ -469,6 +514,7 @@ CASES: dict[str, tuple[Callable[[Context], Row], bool]] = {
     "store_not_sqlite": (store_not_sqlite, False),
     "output_dir_is_file": (output_dir_is_file, False),
     "output_read_only": (output_read_only, False),
+    "cache_full_synthetic": (cache_full_synthetic, False),
     "corrupt_dataset": (corrupt_dataset, False),
     "predict_output_is_input": (faults_predict.output_is_input, False),
     "predict_output_holds_masks": (faults_predict.output_holds_masks, False),
@@ -484,6 +530,8 @@ CASES: dict[str, tuple[Callable[[Context], Row], bool]] = {
     "sigkill_resume": (sigkill_resume, True),
     "fresh_start": (fresh_start, True),
     "fresh_store_race": (fresh_store_race, True),
+    "cache_full": (cache_full, True),
+    "output_full": (output_full, True),
 }
 
 

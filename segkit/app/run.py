@@ -24,14 +24,14 @@ import segkit
 from segkit.app import hydra_job
 from segkit.config.validate import check_splits, validate
 from segkit.config.values import to_container
-from segkit.core.errors import OutOfMemory, TrainingDiverged, short_reason
+from segkit.core.errors import SegkitError, TrainingDiverged, short_reason
 from segkit.core.paths import backup_dir, check_writable_folder
 from segkit.data import load_index
 from segkit.data.index import DatasetIndex
 from segkit.tracking.tracker import NullTracker, flatten, library_versions, make_tracker
 from segkit.training import state
 from segkit.training.cluster import resolve_role
-from segkit.training.failures import out_of_memory
+from segkit.training.failures import disk_full, out_of_memory
 from segkit.training.precision import precision_policy
 from segkit.training.signals import sigterm_as_interrupt
 
@@ -108,16 +108,24 @@ class Run:
             hint = f"{interrupt}; " if str(interrupt) else ""
             raise KeyboardInterrupt(f"{hint}to resume: {self._resume_command()}") from None
         except Exception as error:
-            memory = self._record_failure(error)
-            if memory is not None:
-                raise memory from error
+            user_error = self._record_failure(error)
+            if user_error is not None:
+                raise user_error from None
             raise
         finally:
             self._end_run(status)
             if opened:
-                state.save_state(self.worker_dir, status=status)
+                self._save_state(status)
             if status == "FINISHED":  # kept until now: a kill while evaluating resumes
                 shutil.rmtree(backup_dir(self.worker_dir), ignore_errors=True)
+
+    def _save_state(self, status: str) -> None:
+        """Record how the run ended in its folder; on a full disk, say so rather than raise
+        over the error that ended the run (the next start sees it unfinished and resumes)."""
+        try:
+            state.save_state(self.worker_dir, status=status)
+        except OSError as error:
+            log.warning("could not record the run as %s: %s", status, short_reason(error))
 
     def _end_run(self, status: str) -> None:
         """End the MLflow run; a second failure is logged, not raised over the first error."""
@@ -130,15 +138,18 @@ class Run:
             except Exception as error:
                 log.warning("could not mark the MLflow run %s: %s", status, short_reason(error))
 
-    def _record_failure(self, error: Exception) -> OutOfMemory | None:
+    def _record_failure(self, error: Exception) -> SegkitError | None:
         """Tag the run with why it failed (and the epoch it diverged in); returns the one-line
-        error to raise instead when it ran out of memory."""
+        error to raise instead when it ran out of memory or disk space."""
         import keras  # lazy: keeps TensorFlow out of start-up (training has loaded it by now)
 
         tags = {"failure_reason": short_reason(error)}
         if isinstance(error, TrainingDiverged) and error.epoch is not None:
             tags["diverged.epoch"] = str(error.epoch)
         memory = out_of_memory(error, self.cfg.trainer.batch_size, self.cfg.dataset.image_size)
+        disk = disk_full(error, self.output_dir)
+        if disk is not None:
+            tags["failure_reason"] = short_reason(disk)
         if memory is not None:
             tags["failure_reason"] = short_reason(memory)
             # Free the model and the batches the failed frames hold (and stop the input
@@ -147,7 +158,7 @@ class Run:
             keras.backend.clear_session(free_memory=True)
             gc.collect()
         self.tracker.set_tags(tags)
-        return memory
+        return memory or disk
 
     def _open_run(self, tags: dict[str, str]) -> None:
         """Start the MLflow run, or reopen the one an unfinished run in ``output_dir`` logged

@@ -32,6 +32,10 @@ class OutOfMemory(SegkitError):
     """The accelerator or the host ran out of memory; the message suggests smaller settings."""
 
 
+class DiskFull(SegkitError):
+    """A folder the run writes to filled up (or became read-only) while it ran."""
+
+
 class CallbackAbort(BaseException):  # noqa: N818 (not an Exception on purpose)
     """Carries a user error out of a Hydra callback.
 

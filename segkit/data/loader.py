@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -25,6 +26,10 @@ from segkit.data.augment import SeededTransform, build_transforms, element_seed
 from segkit.data.decode import decode_sample, header_size
 from segkit.data.index import Sample
 from segkit.data.labels import LabelMap
+
+log = logging.getLogger(__name__)
+# Disk cache folders a write failed in (the warning is given once per folder).
+_UNWRITABLE: set[Path] = set()
 
 # Bump when the cached arrays would change for the same settings (decoder or resize changes).
 CACHE_VERSION = 1
@@ -137,7 +142,8 @@ class DiskCache:
 
     def __init__(self, folder: Path):
         self.folder = folder
-        folder.mkdir(parents=True, exist_ok=True)
+        # Off once a write fails (a full or read-only disk): training goes on uncached.
+        self.writable = True
 
     def get(self, sample: Sample) -> tuple[np.ndarray, np.ndarray] | None:
         """The cached pair, or None (also for an unreadable cache file)."""
@@ -149,10 +155,24 @@ class DiskCache:
             return None
 
     def put(self, sample: Sample, image: np.ndarray, mask: np.ndarray) -> None:
-        """Write a pair atomically."""
-        # Not flushed to disk: a cache file lost in a crash is decoded again.
-        with replacing(self._path(sample), durable=False) as tmp:
-            np.savez(tmp, image=image, mask=mask)
+        """Write a pair atomically; after a failed write (a full disk), nothing more."""
+        if not self.writable:
+            return
+        try:
+            # Not flushed to disk: a cache file lost in a crash is decoded again.
+            with replacing(self._path(sample), durable=False) as tmp:
+                np.savez(tmp, image=image, mask=mask)
+        except OSError as error:
+            self.writable = False
+            if self.folder in _UNWRITABLE:  # said once per folder, not per split or thread
+                return
+            _UNWRITABLE.add(self.folder)
+            log.warning(
+                "cache_dir: cannot write decoded samples under %s (%s); training goes on "
+                "without caching the others (dataset.cache=none to skip the cache)",
+                self.folder,
+                error.strerror or error,
+            )
 
     def _path(self, sample: Sample) -> Path:
         stats = [(f, *_stat(f)) for f in sample.files]

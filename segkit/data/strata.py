@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -22,6 +23,8 @@ from segkit.data.decode import read_mask
 from segkit.data.index import DatasetIndex, Sample
 from segkit.data.labels import LabelMap, histogram
 from segkit.data.splits import assign_folds, fold_members
+
+log = logging.getLogger(__name__)
 
 
 def foreground_fractions(
@@ -37,7 +40,10 @@ def foreground_fractions(
         counts = histogram(read_mask(sample))
         fractions.append(float(counts[foreground].sum() / max(1, counts.sum())))
     if path is not None:
-        write_json(path, fractions)
+        try:
+            write_json(path, fractions)
+        except OSError as error:  # a full or read-only cache_dir: computed again next time
+            log.warning("cache_dir: cannot keep the foreground fractions (%s)", error.strerror)
     return np.asarray(fractions, np.float64)
 
 

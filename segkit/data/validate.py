@@ -96,8 +96,11 @@ def validate_dataset(
     if problems:
         raise DataError(_message(problems, report_file))
     if marker is not None and mode != "off":
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(f"{len(samples)} samples\n")
+        try:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text(f"{len(samples)} samples\n")
+        except OSError as error:  # a full or read-only cache_dir: the next run validates again
+            log.warning("cache_dir: cannot record the validation (%s)", error.strerror or error)
     report = ValidationReport(mode, len(samples), time.perf_counter() - start, cached)
     log.info("dataset validation %s", report.describe())
     return report

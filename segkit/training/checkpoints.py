@@ -13,7 +13,9 @@ epoch on the batches it had left (only that epoch's train/ metrics cover fewer b
 
 from __future__ import annotations
 
+import errno
 import math
+import shutil
 from pathlib import Path
 
 import keras
@@ -21,6 +23,33 @@ import keras
 from segkit.core.atomic import replacing, write_json
 from segkit.core.naming import logged_name
 from segkit.training import state
+
+# Room a weights file needs besides its values: HDF5's per-variable records, a zip's index.
+PER_VARIABLE_BYTES = 4 << 10
+MARGIN_BYTES = 256 << 10
+
+
+def ensure_space(folder: Path, model: keras.Model) -> None:
+    """Raise ``OSError(ENOSPC)`` before a model file is written to a disk without room for it.
+
+    HDF5 fails half-way through such a write in C, and h5py then crashes the process (a
+    segmentation fault) instead of raising; checking first turns a full disk into the one-line
+    error ``segkit.training.failures.disk_full`` gives. The estimate errs large: every variable
+    and optimizer slot at 4 bytes a value, twice, plus HDF5's overhead.
+    """
+    optimizer = getattr(model, "optimizer", None)
+    variables = [*model.weights, *(optimizer.variables if optimizer is not None else [])]
+    values = sum(math.prod(v.shape) for v in variables)
+    needed = 2 * 4 * values + PER_VARIABLE_BYTES * len(variables) + MARGIN_BYTES
+    folder.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(folder).free
+    if free < needed:
+        raise OSError(
+            errno.ENOSPC,
+            f"No space left on device ({free >> 10} KiB free, a checkpoint needs about "
+            f"{needed >> 10} KiB)",
+            str(folder),
+        )
 
 
 def _finite(value) -> bool:
@@ -42,6 +71,7 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
         path = Path(self._get_file_path(epoch, batch, logs))
         if not self._should_save_model(epoch, batch, logs, str(path)):
             return
+        ensure_space(path.parent, self.model)
         with replacing(path) as tmp:  # Keras picks the format from the suffix, which tmp keeps
             if self.save_weights_only:
                 self.model.save_weights(tmp, overwrite=True)
@@ -118,6 +148,7 @@ class Backup(keras.callbacks.BackupAndRestore):
 
     def _save(self, epoch: int, batch: int) -> None:
         name = f"epoch{epoch:04d}-batch{batch:05d}.weights.h5"
+        ensure_space(self.folder, self.model)
         with replacing(self.folder / name) as tmp:
             self.model.save_weights(tmp, overwrite=True)
         write_json(

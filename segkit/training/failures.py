@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import math
+from pathlib import Path
 
-from segkit.core.errors import OutOfMemory, TrainingDiverged
+from segkit.core.errors import DiskFull, OutOfMemory, TrainingDiverged
 
 
 def check_finite(losses: list[float]) -> None:
@@ -38,4 +40,24 @@ def out_of_memory(error: BaseException, batch_size: int, image_size: int) -> Out
     return OutOfMemory(
         f"out of {where} with trainer.batch_size={batch_size} and dataset.image_size="
         f"{image_size}: try a smaller trainer.batch_size or dataset.image_size (or a smaller model)"
+    )
+
+
+# What a full or read-only disk looks like: the OSError's errno, or TensorFlow's text of it.
+DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+DISK_TEXTS = ("No space left on device", "Disk quota exceeded", "Read-only file system")
+
+
+def disk_full(error: BaseException, output_dir: Path) -> DiskFull | None:
+    """A one-line ``DiskFull`` when ``error`` is a disk that filled up (or became read-only)
+    under the run (the best checkpoint is written atomically, so the last one is intact)."""
+    reason = next((t for t in DISK_TEXTS if t in str(error)), None)
+    if isinstance(error, OSError) and error.errno in DISK_ERRNOS:
+        reason = error.strerror
+    if reason is None:
+        return None
+    where = f" in {error.filename}" if getattr(error, "filename", None) else ""
+    return DiskFull(
+        f"{reason}{where} (output_dir={output_dir}): checkpoints written before are intact; "
+        "free some space and run the same command again to resume"
     )

@@ -17,10 +17,13 @@ import cv2
 import numpy as np
 from omegaconf import DictConfig
 
+from segkit.core.errors import DataError
 from segkit.data.formats.isic import TRAIN_IMAGES, TRAIN_MASKS, index_isic_folder
 from segkit.data.index import DatasetIndex
 
 FORMAT_VERSION = 1
+# OpenCV parameters of the generated JPEGs.
+JPEG_QUALITY = (cv2.IMWRITE_JPEG_QUALITY, 92)
 MANIFEST = "MANIFEST.json"
 
 
@@ -50,41 +53,56 @@ def ensure_synthetic(
     target = dataset_dir(root, num_samples, seed, min_side, max_side)
     if (target / MANIFEST).is_file():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f".tmp-{target.name}-{uuid.uuid4().hex[:8]}"
     try:
-        (tmp / TRAIN_IMAGES).mkdir(parents=True)
-        (tmp / TRAIN_MASKS).mkdir(parents=True)
-        for i in range(num_samples):
-            image, mask = make_sample(seed, i, min_side, max_side)
-            stem = f"ISIC_{i:07d}"
-            # OpenCV writes BGR; the generator works in RGB.
-            cv2.imwrite(
-                str(tmp / TRAIN_IMAGES / f"{stem}.jpg"),
-                image[..., ::-1],
-                [cv2.IMWRITE_JPEG_QUALITY, 92],
-            )
-            cv2.imwrite(str(tmp / TRAIN_MASKS / f"{stem}_segmentation.png"), mask)
-        manifest = {
-            "version": FORMAT_VERSION,
-            "num_samples": num_samples,
-            "seed": seed,
-            "min_side": min_side,
-            "max_side": max_side,
-        }
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
-        try:
-            os.rename(tmp, target)
-        except OSError:
-            # Another process finished the same dataset first, or an incomplete folder is in the
-            # way: keep a complete one, replace an incomplete one.
-            if (target / MANIFEST).is_file():
-                return target
-            shutil.rmtree(target, ignore_errors=True)
-            os.rename(tmp, target)
+        _generate(tmp, target, num_samples, seed, min_side, max_side)
+    except OSError as error:
+        raise DataError(
+            f"dataset.root={root}: cannot write the synthetic dataset there "
+            f"({error.strerror or error}); free some space, or set cache_dir (or dataset.root) "
+            "to a writable folder"
+        ) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def _generate(
+    tmp: Path, target: Path, num_samples: int, seed: int, min_side: int, max_side: int
+) -> None:
+    """Write the dataset into ``tmp`` and rename it to ``target`` (see ``ensure_synthetic``)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    (tmp / TRAIN_IMAGES).mkdir(parents=True)
+    (tmp / TRAIN_MASKS).mkdir(parents=True)
+    for i in range(num_samples):
+        image, mask = make_sample(seed, i, min_side, max_side)
+        stem = f"ISIC_{i:07d}"
+        # OpenCV writes BGR; the generator works in RGB.
+        _imwrite(tmp / TRAIN_IMAGES / f"{stem}.jpg", image[..., ::-1], JPEG_QUALITY)
+        _imwrite(tmp / TRAIN_MASKS / f"{stem}_segmentation.png", mask)
+    manifest = {
+        "version": FORMAT_VERSION,
+        "num_samples": num_samples,
+        "seed": seed,
+        "min_side": min_side,
+        "max_side": max_side,
+    }
+    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    try:
+        os.rename(tmp, target)
+    except OSError:
+        # Another process finished the same dataset first, or an incomplete folder is in the
+        # way: keep a complete one, replace an incomplete one.
+        if (target / MANIFEST).is_file():
+            return
+        shutil.rmtree(target, ignore_errors=True)
+        os.rename(tmp, target)
+
+
+def _imwrite(path: Path, array: np.ndarray, params: tuple[int, ...] = ()) -> None:
+    """``cv2.imwrite``, raising where OpenCV only returns False (a full or read-only disk)."""
+    if not cv2.imwrite(str(path), array, list(params)):
+        raise OSError(f"OpenCV could not write {path.name}: is the disk full or read-only?")
 
 
 def make_sample(
