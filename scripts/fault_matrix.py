@@ -541,6 +541,7 @@ def run_case(name: str, folder: Path, cache: Path, seed: int = 0) -> Row:
     case, _ = CASES[name]
     row = case(Context(folder, cache, random.Random(seed)))
     row.case = name
+    row.observed = row.observed.replace(f"{folder}/", "")  # the case's own folder is implied
     return row
 
 
