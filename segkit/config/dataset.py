@@ -98,7 +98,7 @@ class DatasetConfig:
     )
     class_names: list[str] | None = None
     image_size: int = ranged(128, ge=8)
-    channels: int = ranged(3, ge=1, le=3, note="1 or 3")
+    channels: int = ranged(3, ge=1, le=3, expected="1 or 3")
     # Label value that is excluded from losses and metrics (VOC's object boundaries, padding).
     ignore_index: int = ranged(255, ge=0, le=255)
     split: SplitConfig = field(default_factory=SplitConfig)

@@ -32,6 +32,8 @@ class Range:
     high_open: bool = False
     # Why, for the error message ("classes including background").
     note: str = ""
+    # The whole description instead of the interval's ("1 or 3").
+    expected: str = ""
 
     def contains(self, value: float) -> bool:
         """Whether ``value`` is a finite number in the interval (NaN and infinities are not)."""
@@ -45,6 +47,8 @@ class Range:
 
     def describe(self) -> str:
         """``> 0``, ``>= 1``, ``in [0, 1)``; with the note in parentheses."""
+        if self.expected:
+            return self.expected
         if self.low is not None and self.high is not None:
             text = (
                 f"a value in {'(' if self.low_open else '['}{_number(self.low)}, "
@@ -67,6 +71,7 @@ def ranged(
     le: float | None = None,
     lt: float | None = None,
     note: str = "",
+    expected: str = "",
     factory: Callable[[], Any] | None = None,
 ) -> Any:
     """A dataclass field whose value (each number, for a list) must lie in the given range.
@@ -74,7 +79,7 @@ def ranged(
     Args:
         default: the field's default (or ``factory`` for a list default).
         ge, gt: lower bound, inclusive or exclusive; le, lt: upper bound.
-        note: why, shown in the error.
+        note: why, shown in the error; expected: the error's whole description instead.
     """
     if ge is not None and gt is not None or le is not None and lt is not None:
         raise ValueError("give one lower and one upper bound at most")
@@ -84,6 +89,7 @@ def ranged(
         low_open=gt is not None,
         high_open=lt is not None,
         note=note,
+        expected=expected,
     )
     metadata = {RANGE: bounds}
     if factory is not None:
