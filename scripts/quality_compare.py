@@ -150,7 +150,8 @@ def results(store: str) -> dict:
     for seed in SEEDS:
         for split in SPLITS:
             c = compare_pair(baseline[seed].info.run_id, candidate[seed].info.run_id, split, store)
-            paired.append({"seed": seed, **c.record()})
+            # The record's own "seed" is the bootstrap's: the run seed is kept apart.
+            paired.append({**c.record(), "run_seed": seed})
     runs = [*candidate.values(), *baseline.values()]
     minutes = {run.info.run_name: (run.info.end_time - run.info.start_time) / 60000 for run in runs}
     return {

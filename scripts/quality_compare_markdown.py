@@ -24,7 +24,7 @@ def comparison_markdown(result: dict, variants, budget) -> str:
     (candidate, candidate_model, candidate_overrides) = variants[0]
     (baseline, baseline_model, baseline_overrides) = variants[1]
     minutes = result["train_minutes"]
-    evaluations = len(result["paired"]) * 2
+    evaluations = 2 * len(minutes)  # val and test of every run
     lines = [
         "# ISIC: improved UNet against a classic UNet of the same size, 3 seeds each",
         "",
@@ -42,7 +42,7 @@ def comparison_markdown(result: dict, variants, budget) -> str:
         f"- Commit {result['commit']}, {result['date']}, {result['machine']}. Training "
         f"{sum(minutes.values()):.0f} min for the {len(minutes)} runs "
         f"({min(minutes.values()):.1f} to {max(minutes.values()):.1f} min each), plus "
-        f"{evaluations // 2} evaluations; reproduce with `python scripts/quality_compare.py`.",
+        f"{evaluations} evaluations; reproduce with `python scripts/quality_compare.py`.",
         "",
         "## Over seeds: `segkit.compare experiment=quality-compare group_by=model.name`",
         "",
@@ -81,7 +81,7 @@ def _paired_table(result: dict, candidate: str, baseline: str) -> list[str]:
         found = {d["score"]: d for d in p["differences"]}
         cells = [_difference(found[name]) for name, _ in PAIRED_SCORES if name in found]
         verdict = p["verdict"].split(" (")[0]
-        row = [str(p["seed"]), f"{p['split']} ({p['images']})", *cells, verdict]
+        row = [str(p["run_seed"]), f"{p['split']} ({p['images']})", *cells, verdict]
         lines.append("| " + " | ".join(row) + " |")
     return lines
 
@@ -118,7 +118,28 @@ def _reading(result: dict, candidate: str, baseline: str) -> list[str]:
                 "changes."
             )
         lines.append(line)
+        lines.append(_per_image_reading(runs, candidate, split))
     return lines
+
+
+def _per_image_reading(runs: list[dict], candidate: str, split: str) -> str:
+    """The mean per-image Dice, which weighs each image alike (small lesions as much as big)."""
+    per_image = [next(d for d in p["differences"] if d["score"] == "image_dice_mean") for p in runs]
+    lower = sum(d["difference"] < 0 for d in per_image)
+    excluding = sum(d["high"] < 0 or d["low"] > 0 for d in per_image)
+    significant = sum(d["p_value"] < 0.05 for d in per_image)
+    return (
+        f"- {split}, mean per-image Dice: {candidate} lower in {lower} of {len(per_image)} seeds "
+        "(" + ", ".join(f"{d['difference']:+.4f}" for d in per_image) + f"); the bootstrap "
+        f"interval excludes 0 in {excluding}, Wilcoxon p < 0.05 in {significant}. "
+        + (
+            "A consistent lean, not an established difference."
+            if excluding == 0 and lower in (0, len(per_image))
+            else "Seed by seed the sign and strength vary."
+            if excluding == 0
+            else "Where the interval excludes 0, that seed's pair differs."
+        )
+    )
 
 
 def _difference(d: dict) -> str:

@@ -138,14 +138,15 @@ def _search(uri: str, experiment_id: str, filters: str):
 
 
 def _add_evaluations(table, evaluations) -> None:
-    """The latest evaluation of each run, as ``eval:<metric>`` columns."""
+    """The latest evaluation of each run and split, as ``eval:<metric>`` columns (a run
+    evaluated on val and then on test has both)."""
     if evaluations.empty or "tags.mlflow.parentRunId" not in evaluations:
         return
-    latest = evaluations.sort_values("start_time").groupby("tags.mlflow.parentRunId").tail(1)
-    by_parent = latest.set_index("tags.mlflow.parentRunId")
-    for c in by_parent.columns:
+    by_parent = evaluations.sort_values("start_time").groupby("tags.mlflow.parentRunId")
+    for c in evaluations.columns:
         if c.startswith("metrics.") and is_split_score(c):
-            table[f"eval:{c[len('metrics.') :]}"] = table["run_id"].map(by_parent[c])
+            # last() skips missing values: the latest evaluation that has this split's score.
+            table[f"eval:{c[len('metrics.') :]}"] = table["run_id"].map(by_parent[c].last())
 
 
 def main(argv: list[str] | None = None) -> None:
