@@ -16,7 +16,7 @@ from PIL import Image
 from segkit.config.validate import validate
 from segkit.config.values import option_value
 from segkit.core.atomic import creating
-from segkit.core.errors import DataError
+from segkit.core.errors import DataError, first_few
 from segkit.core.paths import check_writable_folder
 from segkit.core.scores import classes_of_output
 from segkit.data.decode import header_size, read_image
@@ -73,7 +73,7 @@ def predict(cfg: DictConfig) -> list[Path]:
     if unreadable:
         raise DataError(
             f"input={source_path}: {len(unreadable)} of {len(images)} images could not be read "
-            f"and have no mask: {_first(unreadable)}; the other {len(written)} masks are in "
+            f"and have no mask: {first_few(unreadable, 3)}; the other {len(written)} masks are in "
             f"{output}"
         )
     return written
@@ -128,7 +128,7 @@ def check_output(
     if existing and not overwrite:
         raise DataError(
             f"output={output}: {len(existing)} of the files predict writes exist already "
-            f"({_first(existing)}); give an empty folder, or overwrite=true to replace them"
+            f"({first_few(existing, 3)}); give an empty folder, or overwrite=true to replace them"
         )
     check_writable_folder(output, "output")
 
@@ -141,12 +141,6 @@ def _new_file(path: Path, overwrite: bool) -> Iterator[Path]:
             yield tmp
     except FileExistsError:
         raise DataError(f"{path}: appeared while predicting; left as it is") from None
-
-
-def _first(names: list[str], shown: int = 3) -> str:
-    """The first few names, and how many more."""
-    more = len(names) - shown
-    return ", ".join(names[:shown]) + (f" and {more} more" if more > 0 else "")
 
 
 def _input_images(path: Path) -> list[Path]:

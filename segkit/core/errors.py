@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -57,6 +57,14 @@ def lookup(registry: Mapping[str, T], name: str, key: str) -> T:
         raise ConfigError(
             f"{key}={name!r} is not known; expected one of: {', '.join(sorted(registry))}"
         ) from None
+
+
+def first_few(items: Sequence[str], shown: int, separator: str = ", ") -> str:
+    """The first ``shown`` items joined by ``separator``, then `` and N more`` for the rest
+    (for messages that must stay one line however many files are at fault)."""
+    more = len(items) - shown
+    tail = f"{separator.rstrip(', ')} and {more} more" if more > 0 else ""
+    return separator.join(items[:shown]) + tail
 
 
 def short_reason(error: BaseException) -> str:

@@ -13,7 +13,7 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from segkit.core.errors import DataError
+from segkit.core.errors import DataError, first_few
 from segkit.data import labels as label_maps
 from segkit.data.labels import LabelMap
 
@@ -171,10 +171,8 @@ def pair_files(
 
 def summarise(problems: list[str]) -> str:
     """One line listing the first problems and counting the rest."""
-    shown = "; ".join(problems[:MAX_LISTED])
-    more = len(problems) - MAX_LISTED
     prefix = f"{len(problems)} problem{'s' if len(problems) > 1 else ''} found: "
-    return prefix + shown + (f"; and {more} more" if more > 0 else "")
+    return prefix + first_few(problems, MAX_LISTED, "; ")
 
 
 def is_image(path: Path) -> bool:

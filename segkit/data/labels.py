@@ -15,6 +15,8 @@ from functools import cached_property
 import cv2
 import numpy as np
 
+from segkit.core.errors import first_few
+
 INVALID = -1
 
 
@@ -73,9 +75,8 @@ class LabelMap:
     def describe_invalid(self, values: Iterable) -> str:
         """``"values 7, 128 (expected 0/255)"``: at most 8 values listed."""
         shown = [str(tuple(int(c) for c in v)) if np.ndim(v) else str(int(v)) for v in values]
-        more = f" and {len(shown) - 8} more" if len(shown) > 8 else ""
         noun = "colours" if self.is_colour else "values"
-        return f"invalid mask {noun} {', '.join(shown[:8])}{more} (expected {self.expected})"
+        return f"invalid mask {noun} {first_few(shown, 8)} (expected {self.expected})"
 
     def _apply_colours(self, raw: np.ndarray) -> np.ndarray:
         if raw.ndim != 3 or raw.shape[2] < 3:

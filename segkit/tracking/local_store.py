@@ -34,7 +34,7 @@ def sqlite_path(uri: str) -> Path | None:
 def check_sqlite_store(path: Path, uri: str, key: str = "tracking.uri") -> None:
     """Raise a one-line ``ConfigError`` when an existing, non-empty ``path`` is not an MLflow
     SQLite store: not SQLite at all, or one whose creation never finished."""
-    if not path.is_file() or path.stat().st_size == 0:
+    if not _holds_data(path):
         return
     with path.open("rb") as handle:
         header = handle.read(len(SQLITE_HEADER))
@@ -69,12 +69,12 @@ def ensure_local_store(uri: str) -> None:
     path = sqlite_path(uri)
     if path is None:
         return
-    if path.is_file() and path.stat().st_size > 0:
+    if _holds_data(path):
         check_sqlite_store(path, uri)
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     with _locked(path.with_name(f"{path.name}.lock")):
-        if path.is_file() and path.stat().st_size > 0:  # another command made it meanwhile
+        if _holds_data(path):  # another command made it meanwhile
             check_sqlite_store(path, uri)
             return
         tmp = path.with_name(f".tmp-{uuid.uuid4().hex[:8]}-{path.name}")
@@ -87,6 +87,11 @@ def ensure_local_store(uri: str) -> None:
                 raise KeyboardInterrupt
         finally:
             tmp.unlink(missing_ok=True)
+
+
+def _holds_data(path: Path) -> bool:
+    """A file with content (MLflow, like SQLite, treats an empty file as a new store)."""
+    return path.is_file() and path.stat().st_size > 0
 
 
 def _create(path: Path) -> None:
