@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+from pathlib import Path
+
 import pytest
 from mlflow import MlflowClient
 from omegaconf import OmegaConf
@@ -9,6 +13,9 @@ from omegaconf import OmegaConf
 from helpers import free_port
 from segkit.config.tracking import TrackingConfig
 from segkit.core.errors import ConfigError
+from segkit.data.fingerprint import dataset_inputs
+from segkit.data.index import DatasetIndex, Sample
+from segkit.tracking.source import entry_point, git_tags
 from segkit.tracking.store import check_server, is_local_store
 from segkit.tracking.tracker import MlflowTracker, NullTracker, flatten, make_tracker
 
@@ -129,3 +136,85 @@ def test_a_tracked_block_never_leaves_its_run_running(tmp_path, raised, status):
     run = MlflowClient(tracking_cfg(tmp_path).uri).get_run(tracker.run_id)
     assert run.info.status == status
     assert ("failure_reason" in run.data.tags) == (status == "FAILED")
+
+
+def _samples(folder: Path, names: list[str]) -> list[Sample]:
+    folder.mkdir(parents=True, exist_ok=True)
+    samples = []
+    for name in names:
+        for suffix in ("jpg", "png"):
+            (folder / f"{name}.{suffix}").write_bytes(b"pixels of " + name.encode())
+        samples.append(Sample(name, str(folder / f"{name}.jpg"), str(folder / f"{name}.png")))
+    return samples
+
+
+def _logged_digests(client: MlflowClient, run_id: str) -> dict[str, str]:
+    inputs = client.get_run(run_id).inputs.dataset_inputs
+    return {i.tags[0].value: i.dataset.digest for i in inputs}
+
+
+def test_each_split_is_a_dataset_input_whose_digest_follows_its_files(tmp_path):
+    index = DatasetIndex(
+        splits={
+            "train": _samples(tmp_path / "data", ["a", "b", "c"]),
+            "val": _samples(tmp_path / "data", ["d"]),
+            "test": [],
+        }
+    )
+    client = MlflowClient(tracking_cfg(tmp_path).uri)
+    digests = []
+    for _ in range(2):
+        tracker = make_tracker(tracking_cfg(tmp_path))
+        with tracker.running("data", {}, {}):
+            tracker.log_datasets(dataset_inputs(index, "mine", str(tmp_path / "data")))
+        digests.append(_logged_digests(client, tracker.run_id))
+        # One training image changes (another size): only the train split's digest follows.
+        (tmp_path / "data" / "b.jpg").write_bytes(b"other pixels, another size")
+    assert set(digests[0]) == {"train", "val"}  # an empty split is no input
+    assert digests[0]["val"] == digests[1]["val"]
+    assert digests[0]["train"] != digests[1]["train"]
+    dataset = client.get_run(tracker.run_id).inputs.dataset_inputs[0].dataset
+    assert dataset.name in ("mine-train", "mine-val") and dataset.source_type == "local"
+
+
+def _git(repo: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs the git command")
+def test_runs_carry_mlflow_source_tags_with_the_commit_and_dirty_flag(tmp_path, monkeypatch):
+    repo = tmp_path / "project"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    (repo / "notes.txt").write_text("first")
+    _git(repo, "add", "notes.txt")
+    _git(repo, "commit", "-q", "-m", "first")
+    monkeypatch.chdir(repo)
+    client = MlflowClient(tracking_cfg(tmp_path).uri)
+    tags = []
+    for change in ("untracked.txt", "notes.txt"):  # an untracked file is not a change
+        (repo / change).write_text("edited")
+        tracker = make_tracker(tracking_cfg(tmp_path))
+        with tracker.running("git", {}, {}):
+            pass
+        tags.append(client.get_run(tracker.run_id).data.tags)
+    head = _git(repo, "rev-parse", "HEAD")
+    assert [t["mlflow.source.git.commit"] for t in tags] == [head, head]
+    assert [t["mlflow.source.git.dirty"] for t in tags] == ["false", "true"]
+    assert tags[0]["mlflow.source.type"] == "LOCAL" and tags[0]["mlflow.user"]
+    assert tags[0]["mlflow.source.name"]
+    # Outside a repository there is no commit to name.
+    monkeypatch.chdir(tmp_path)
+    assert git_tags() == {}
+
+
+def test_entry_point_names_segkit_commands_as_typed():
+    assert entry_point("/src/segkit/segkit/train.py") == "python -m segkit.train"
+    assert entry_point("/venv/bin/segkit-predict") == "segkit-predict"

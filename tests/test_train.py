@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
+from pathlib import Path
 
 import keras
+import mlflow
 import numpy as np
 import pytest
 from mlflow import MlflowClient
@@ -39,7 +42,8 @@ def only_run(uri: str, experiment: str = "segkit"):
 
 
 def test_smoke_run_logs_a_finished_run_with_metrics_params_and_artifacts(smoke_overrides, tmp_path):
-    cfg = compose_config([*smoke_overrides, "trainer.epochs=2"])
+    system = ["tracking.system_metrics=true", "tracking.system_metrics_interval=0.2"]
+    cfg = compose_config([*smoke_overrides, "trainer.epochs=2", *system])
     results = train(cfg)
     for split in ("val", "test"):
         for score in ("loss", "dice", "miou", "pixel_accuracy"):
@@ -71,6 +75,21 @@ def test_smoke_run_logs_a_finished_run_with_metrics_params_and_artifacts(smoke_o
     local = client.download_artifacts(run.info.run_id, "model/best.keras", str(tmp_path))
     model = keras.saving.load_model(local, compile=False)
     assert model.output_shape == (None, 32, 32, 1)
+    # Each split is an MLflow dataset input, named, digested, with its split as context.
+    inputs = {i.tags[0].value: i.dataset for i in run.inputs.dataset_inputs if i.tags}
+    assert set(inputs) == {"train", "val", "test"}
+    assert inputs["train"].name == "synthetic-train" and len(inputs["train"].digest) == 16
+    assert json.loads(inputs["val"].profile)["num_samples"] == 4
+    assert json.loads(inputs["train"].source)["uri"] == str(cfg.dataset.root)
+    # MLflow's own source tags, and its system metrics while the run lasted.
+    assert run.data.tags["mlflow.source.type"] == "LOCAL" and run.data.tags["mlflow.user"]
+    assert any(k.startswith("system/cpu_utilization") for k in run.data.metrics)
+    # The logged model's requirements were given, not inferred: the installed versions.
+    (logged,) = client.search_logged_models([run.info.experiment_id])
+    folder = mlflow.artifacts.download_artifacts(logged.artifact_location, dst_path=str(tmp_path))
+    requirements = (Path(folder) / "requirements.txt").read_text().split()
+    assert f"keras=={keras.__version__}" in requirements
+    assert f"numpy=={np.__version__}" in requirements
     config_text = (tmp_path / "run" / "config.yaml").read_text()
     assert "epochs: 2" in config_text and "${" not in config_text  # resolved
 

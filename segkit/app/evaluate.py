@@ -21,8 +21,9 @@ from segkit.config.values import to_container
 from segkit.core.errors import ConfigError, DataError
 from segkit.core.naming import is_split_score
 from segkit.data import load_index
+from segkit.data.fingerprint import dataset_inputs
 from segkit.data.geometry import Policy
-from segkit.data.index import ids_digest
+from segkit.data.index import DatasetIndex, ids_digest
 from segkit.evaluation import model_source
 from segkit.evaluation.evaluator import evaluate_split
 from segkit.evaluation.inference import Predictor
@@ -74,6 +75,8 @@ def _evaluate(cfg: DictConfig, output_dir: Path, workdir: Path) -> dict[str, flo
         "split.ids": ids_digest([s.id for s in samples]),
     }
     with tracker.running(cfg.run_name or f"evaluate-{cfg.split}", params, tags):
+        evaluated = DatasetIndex(splits={str(cfg.split): samples})
+        tracker.log_datasets(dataset_inputs(evaluated, str(dataset.name), str(dataset.root)))
         result = evaluate_split(
             samples,
             index.labels,

@@ -27,8 +27,10 @@ from segkit.config.values import to_container
 from segkit.core.errors import SegkitError, TrainingDiverged, short_reason
 from segkit.core.paths import backup_dir, check_writable_folder
 from segkit.data import load_index
+from segkit.data.fingerprint import dataset_inputs
 from segkit.data.index import DatasetIndex
-from segkit.tracking.tracker import NullTracker, flatten, library_versions, make_tracker
+from segkit.tracking.source import library_versions
+from segkit.tracking.tracker import NullTracker, flatten, make_tracker
 from segkit.training import state
 from segkit.training.cluster import resolve_role
 from segkit.training.failures import disk_full, out_of_memory
@@ -176,6 +178,8 @@ class Run:
         reopened = bool(plan.resume and plan.run_id and self.tracker.reopen(plan.run_id, tags))
         if not reopened:
             self.tracker.start(self._run_name(), self._params(), tags)
+            ds = self.cfg.dataset
+            self.tracker.log_datasets(dataset_inputs(self.index, str(ds.name), str(ds.root)))
         if plan.resume is not None:
             count = self.tracker.backfill(plan.history)
             log.info(

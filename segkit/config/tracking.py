@@ -38,4 +38,8 @@ class TrackingConfig:
     server_timeout: float = ranged(5.0, gt=0)
     # Nest the run under this MLflow run; segkit sets it for each job of a -m sweep.
     parent_run_id: str | None = None
+    # MLflow's system-metrics monitor for the run's lifetime: CPU, memory, disk, network (and
+    # GPU with nvidia-ml-py installed) as system/... metrics, sampled every interval seconds.
+    system_metrics: bool = False
+    system_metrics_interval: float = ranged(10.0, gt=0)
     sweep: SweepTrackingConfig = field(default_factory=SweepTrackingConfig)

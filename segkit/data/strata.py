@@ -10,7 +10,6 @@ sizes and modification times and the label table: a sweep's folds read the masks
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -20,6 +19,7 @@ import numpy as np
 
 from segkit.core.atomic import write_json
 from segkit.data.decode import read_mask
+from segkit.data.fingerprint import fingerprint
 from segkit.data.index import DatasetIndex, Sample
 from segkit.data.labels import LabelMap, histogram
 from segkit.data.splits import assign_folds, fold_members
@@ -59,10 +59,8 @@ def stratify_folds(index: DatasetIndex, split, cache_dir=None) -> None:
         index.origin[name] += ", stratified by foreground fraction"
 
 
-def _cache_file(samples: list[Sample], labels: LabelMap, cache_dir) -> Path:
-    digest = hashlib.sha256(repr(labels.table).encode())
-    for sample in samples:
-        for path in sample.mask_files:
-            stat = os.stat(path)
-            digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-    return Path(cache_dir).expanduser() / "foreground" / f"{digest.hexdigest()[:24]}.json"
+def _cache_file(samples: list[Sample], labels: LabelMap, cache_dir) -> Path | None:
+    digest = fingerprint(samples, repr(labels.table), masks_only=True)
+    if digest is None:  # a mask vanished: read for real, which will say so
+        return None
+    return Path(cache_dir).expanduser() / "foreground" / f"{digest[:24]}.json"

@@ -17,7 +17,6 @@ and modification time, so the next run on unchanged files skips it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -31,6 +30,7 @@ from omegaconf import DictConfig
 from segkit.config.values import option_value
 from segkit.core.errors import DataError
 from segkit.data.decode import check_file_end, decode_sample, header_size, size_mismatch
+from segkit.data.fingerprint import fingerprint
 from segkit.data.index import DatasetIndex, Sample, summarise
 from segkit.data.labels import LabelMap
 
@@ -170,13 +170,8 @@ def _marker(
     """The file that records a successful validation of exactly these files."""
     if cache_dir is None or mode == "off":
         return None
-    digest = hashlib.sha1()
-    digest.update(json.dumps([mode, channels, labels.table, labels.colours]).encode())
-    for sample in samples:
-        for path in sample.files:
-            try:
-                st = os.stat(path)
-            except OSError:
-                return None  # a file vanished: validate for real, which will say so
-            digest.update(f"{path}\0{sample.page}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return Path(cache_dir).expanduser() / "validated" / digest.hexdigest()
+    salt = json.dumps([mode, channels, labels.table, labels.colours])
+    digest = fingerprint(samples, salt)
+    if digest is None:  # a file vanished: validate for real, which will say so
+        return None
+    return Path(cache_dir).expanduser() / "validated" / digest

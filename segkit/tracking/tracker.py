@@ -16,7 +16,6 @@ import json
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from omegaconf import DictConfig
 
 from segkit.core.errors import ConfigError, short_reason
 from segkit.tracking.local_store import ensure_local_store
+from segkit.tracking.source import source_tags
 from segkit.tracking.store import check_server
 
 # MLflow's limits: a param value is at most 6000 characters; log_batch takes up to 100 params.
@@ -31,22 +31,8 @@ MAX_PARAM_LENGTH = 6000
 PARAMS_PER_BATCH = 100
 # The tag MLflow's UI nests a run under its parent with.
 PARENT_TAG = "mlflow.parentRunId"
-
-
-# Libraries whose versions every run records as ``<name>.version`` tags (besides Python's).
-VERSIONED = ("tensorflow", "keras", "numpy", "mlflow", "hydra-core", "omegaconf", "albumentations")
-
-
-def library_versions() -> dict[str, str]:
-    """``{"numpy.version": "2.4.0", "hydra.version": ...}`` from the installed distributions."""
-    versions = {}
-    for name in VERSIONED:
-        try:
-            version = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            version = "unknown"
-        versions[f"{name.removesuffix('-core')}.version"] = version
-    return versions
+# The input tag MLflow's UI shows a dataset's role in a run with (train, val, test).
+DATASET_CONTEXT_TAG = "mlflow.data.context"
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -86,6 +72,9 @@ class NullTracker:
         """Log nothing."""
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        """Log nothing."""
+
+    def log_datasets(self, inputs: list[Mapping[str, Any]]) -> None:
         """Log nothing."""
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
@@ -129,6 +118,7 @@ class MlflowTracker(NullTracker):
         self.cfg = cfg
         self.client = MlflowClient(tracking_uri=str(cfg.uri))
         self.run_id = None
+        self.monitor = None  # MLflow's system-metrics monitor, with tracking.system_metrics
 
     def _experiment_id(self) -> str:
         name = str(self.cfg.experiment)
@@ -147,7 +137,7 @@ class MlflowTracker(NullTracker):
         """Create the run, then log its params (in batches MLflow accepts) and tags."""
         from mlflow.entities import Param  # lazy: see __init__
 
-        tags = {**dict(self.cfg.tags), **tags}
+        tags = {**source_tags(), **dict(self.cfg.tags), **tags}
         if self.cfg.parent_run_id:
             tags[PARENT_TAG] = str(self.cfg.parent_run_id)
         run = self.client.create_run(self._experiment_id(), run_name=run_name, tags=tags)
@@ -159,6 +149,24 @@ class MlflowTracker(NullTracker):
         except BaseException:  # the run exists: never leave it RUNNING, whoever called start
             self.end("FAILED")
             raise
+        self._monitor_system(resume=False)
+
+    def _monitor_system(self, resume: bool) -> None:
+        """Start MLflow's own system-metrics monitor on the run (``tracking.system_metrics``):
+        CPU, memory, disk, network and, with ``nvidia-ml-py`` installed, GPU, as
+        ``system/...`` metrics every ``system_metrics_interval`` seconds until ``end``."""
+        if not self.cfg.get("system_metrics"):
+            return
+        # lazy: the monitor imports psutil, which only this setting needs
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+        self.monitor = SystemMetricsMonitor(
+            self.run_id,
+            sampling_interval=float(self.cfg.system_metrics_interval),
+            resume_logging=resume,
+            tracking_uri=str(self.cfg.uri),
+        )
+        self.monitor.start()
 
     def reopen(self, run_id: str, tags: Mapping[str, str]) -> bool:
         """Continue MLflow run ``run_id`` (a resumed run): mark it RUNNING again and set tags.
@@ -177,6 +185,7 @@ class MlflowTracker(NullTracker):
         self.run_id = run_id
         self.client.update_run(run_id, status="RUNNING")
         self.set_tags(tags)
+        self._monitor_system(resume=True)
         return True
 
     def close_stale(self, run_id: str) -> None:
@@ -222,6 +231,28 @@ class MlflowTracker(NullTracker):
         else:
             self.client.log_artifact(self.run_id, str(path), artifact_path)
 
+    def log_datasets(self, inputs: list[Mapping[str, Any]]) -> None:
+        """Log dataset inputs (``segkit.data.fingerprint.dataset_inputs``): the UI's Datasets
+        column shows each by name and digest, with its context (the split) as a tag."""
+        # lazy: see __init__
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        entries = [
+            DatasetInput(
+                Dataset(
+                    name=str(item["name"]),
+                    digest=str(item["digest"]),
+                    source_type="local",
+                    source=json.dumps({"uri": str(item["source"])}),
+                    profile=json.dumps(item.get("profile") or {}),
+                ),
+                tags=[InputTag(DATASET_CONTEXT_TAG, str(item["context"]))],
+            )
+            for item in inputs
+        ]
+        if entries:
+            self.client.log_inputs(self.run_id, datasets=entries)
+
     def log_image(self, image, key: str, step: int) -> None:
         """Log an image (uint8 [H, W, 3]) under ``key`` at ``step``: the MLflow UI shows the
         steps of a key with a slider."""
@@ -235,7 +266,11 @@ class MlflowTracker(NullTracker):
             self.client.set_tag(self.run_id, key, value)
 
     def end(self, status: str) -> None:
-        """Mark the run FINISHED, FAILED or KILLED."""
+        """Stop the system-metrics monitor (flushing its last samples), then mark the run
+        FINISHED, FAILED or KILLED."""
+        if self.monitor is not None:
+            self.monitor.finish()
+            self.monitor = None
         if self.run_id is not None:
             self.client.set_terminated(self.run_id, status=status)
 
