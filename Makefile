@@ -8,6 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 STORE ?= sqlite:///mlflow.db
 ARTIFACTS ?= ./mlartifacts
+EXPERIMENT ?= segkit
 ARGS ?=
 
 .PHONY: install train test test-all lint format ui server clean
@@ -40,7 +41,9 @@ format: install
 	$(BIN)/ruff check --fix $(SOURCES)
 	$(BIN)/ruff format $(SOURCES)
 
-ui: install  ## MLflow UI over the local store
+ui: install  ## MLflow UI over the local store; first prints the URL of the runs table
+	@$(BIN)/python scripts/ui_url.py --uri sqlite:///mlflow.db --experiment $(EXPERIMENT) \
+		--url http://$(HOST):$(PORT)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host $(HOST) --port $(PORT)
 
 # The tracking server parallel sweeps and multi-worker runs log to (tracking=server): one process

@@ -16,7 +16,7 @@ from segkit.core.errors import ConfigError
 from segkit.data.fingerprint import dataset_inputs
 from segkit.data.index import DatasetIndex, Sample
 from segkit.tracking.source import entry_point, git_tags
-from segkit.tracking.store import check_server, is_local_store
+from segkit.tracking.store import check_server, is_local_store, runs_table_url
 from segkit.tracking.tracker import MlflowTracker, NullTracker, flatten, make_tracker
 
 
@@ -218,3 +218,16 @@ def test_runs_carry_mlflow_source_tags_with_the_commit_and_dirty_flag(tmp_path, 
 def test_entry_point_names_segkit_commands_as_typed():
     assert entry_point("/src/segkit/segkit/train.py") == "python -m segkit.train"
     assert entry_point("/venv/bin/segkit-predict") == "segkit-predict"
+
+
+def test_ui_url_points_at_the_runs_table_of_a_model_training_experiment(tmp_path):
+    cfg = tracking_cfg(tmp_path)
+    ui = "http://127.0.0.1:5000"
+    assert runs_table_url(ui, cfg.uri, "t") == ui  # no store yet: created by the first run
+    tracker = make_tracker(cfg)
+    with tracker.running("first", {}, {}):
+        pass
+    experiment = MlflowClient(cfg.uri).get_experiment_by_name("t")
+    assert runs_table_url(ui, cfg.uri, "t") == f"{ui}/#/experiments/{experiment.experiment_id}/runs"
+    assert runs_table_url(ui, cfg.uri, "other") == ui
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"

@@ -54,3 +54,19 @@ def check_server(uri: str, timeout: float) -> None:
         raise ConfigError(
             f"tracking.uri={uri}: no MLflow server answers ({reason}); {SERVER_HINT}"
         ) from None
+
+
+def runs_table_url(ui: str, uri: str, experiment: str) -> str:
+    """The MLflow UI's runs table of ``experiment`` in store ``uri``, served at ``ui``
+    (``http://127.0.0.1:5000/#/experiments/1/runs``); the UI's home page when the store or
+    the experiment does not exist yet (the first run creates them)."""
+    from mlflow import MlflowClient  # lazy: MLflow takes seconds to import
+
+    path = sqlite_path(uri)
+    home = ui.rstrip("/")
+    if path is not None and not path.is_file():
+        return home
+    found = MlflowClient(tracking_uri=uri).get_experiment_by_name(experiment)
+    if found is None or found.lifecycle_stage != "active":
+        return home
+    return f"{home}/#/experiments/{found.experiment_id}/runs"

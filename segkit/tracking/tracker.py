@@ -31,6 +31,9 @@ MAX_PARAM_LENGTH = 6000
 PARAMS_PER_BATCH = 100
 # The tag MLflow's UI nests a run under its parent with.
 PARENT_TAG = "mlflow.parentRunId"
+# MLflow 3's UI shows an experiment of this kind as model training (its runs table first),
+# not as a GenAI app (its traces).
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 # The input tag MLflow's UI shows a dataset's role in a run with (train, val, test).
 DATASET_CONTEXT_TAG = "mlflow.data.context"
 
@@ -125,7 +128,9 @@ class MlflowTracker(NullTracker):
         experiment = self.client.get_experiment_by_name(name)
         if experiment is None:
             location = self.cfg.artifact_location
-            return self.client.create_experiment(name, artifact_location=location or None)
+            return self.client.create_experiment(
+                name, artifact_location=location or None, tags=EXPERIMENT_KIND
+            )
         if experiment.lifecycle_stage == "deleted":
             raise ConfigError(
                 f"tracking.experiment={name!r} is deleted in {self.cfg.uri}; restore it in the "
