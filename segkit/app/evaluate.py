@@ -49,7 +49,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 def _evaluate(cfg: DictConfig, output_dir: Path, workdir: Path) -> dict[str, float]:
     source = model_source.resolve(cfg.model_path, cfg.run_id, str(cfg.tracking.uri), workdir)
     dataset = _dataset(cfg, source)
-    index, _ = load_index(dataset, cfg.cache_dir)
+    index, _ = load_index(dataset, cfg.cache_dir, progress_mode=cfg.progress)
     samples = index.splits.get(cfg.split) or []
     if not samples:
         raise DataError(f"split={cfg.split}: no samples in this split of dataset {dataset.name}")
@@ -86,6 +86,7 @@ def _evaluate(cfg: DictConfig, output_dir: Path, workdir: Path) -> dict[str, flo
             output_dir,
             prefix=str(cfg.split),
             gallery=int(cfg.gallery),
+            progress_mode=cfg.progress,
         )
         tracker.log_metrics(result.scores, step=0)
         for path in result.files:

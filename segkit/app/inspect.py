@@ -23,6 +23,7 @@ from segkit.config.validate import validate
 from segkit.config.values import to_container
 from segkit.core.errors import DataError
 from segkit.core.naming import SPLITS, class_names
+from segkit.core.progress import ProgressMode, progress
 from segkit.data import build_index
 from segkit.data.decode import decode_sample, header_size
 from segkit.data.geometry import Policy
@@ -59,7 +60,7 @@ def inspect(cfg: DictConfig) -> dict:
     output_dir = hydra_job.output_dir(cfg.output_dir)
     ds = cfg.dataset
     index = build_index(ds, cfg.cache_dir)
-    stats, problems = collect(index, int(ds.channels), cfg.max_samples)
+    stats, problems = collect(index, int(ds.channels), cfg.max_samples, cfg.progress)
     summary = summarise_stats(index, ds, stats, problems)
     output_dir.mkdir(parents=True, exist_ok=True)
     files = _write(output_dir, summary, problems)
@@ -89,10 +90,14 @@ def inspect(cfg: DictConfig) -> dict:
 
 
 def collect(
-    index: DatasetIndex, channels: int, max_samples: int | None
+    index: DatasetIndex,
+    channels: int,
+    max_samples: int | None,
+    progress_mode: str = ProgressMode.off,
 ) -> tuple[dict[str, SplitStats], list[str]]:
     """Image sizes of every sample; mask values and class pixels of up to ``max_samples``
-    per split; and every problem met (pairing problems from the index included)."""
+    per split; and every problem met (pairing problems from the index included). Progress is
+    reported as ``progress_mode`` says."""
     stats = {name: SplitStats() for name in SPLITS}
     problems = list(index.problems)
     jobs = []
@@ -101,6 +106,7 @@ def collect(
             jobs.append((name, sample, max_samples is None or i < max_samples))
     with ThreadPoolExecutor() as pool:
         results = pool.map(lambda job: _sample_stats(job[1], index.labels, channels, job[2]), jobs)
+        results = progress(results, desc="inspecting samples", total=len(jobs), mode=progress_mode)
         for (name, _, _), (size, values, labels, problem) in zip(jobs, results, strict=True):
             split = stats[name]
             if size is not None:

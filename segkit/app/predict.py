@@ -18,6 +18,7 @@ from segkit.config.values import option_value
 from segkit.core.atomic import creating
 from segkit.core.errors import DataError, first_few
 from segkit.core.paths import check_writable_folder
+from segkit.core.progress import progress
 from segkit.core.scores import classes_of_output
 from segkit.data.decode import header_size, read_image
 from segkit.data.geometry import Policy
@@ -51,7 +52,7 @@ def predict(cfg: DictConfig) -> list[Path]:
     predictor, num_classes, ignore, channels = _load_predictor(cfg)
     output.mkdir(parents=True, exist_ok=True)
     written, unreadable = [], []
-    for path in images:
+    for path in progress(images, desc=f"predicting {source_path.name}", mode=cfg.progress):
         try:
             height, width = header_size(str(path))
             image, _ = read_image(str(path), None, channels, predictor.request(height, width))

@@ -68,7 +68,10 @@ class Run:
         )
         self.index: DatasetIndex
         self.index, self.validation = load_index(
-            cfg.dataset, cfg.cache_dir, report_file=self.worker_dir / "data_problems.txt"
+            cfg.dataset,
+            cfg.cache_dir,
+            report_file=self.worker_dir / "data_problems.txt",
+            progress_mode=cfg.progress,
         )
         check_splits(cfg, self.index.counts())
         self.tracker = make_tracker(cfg.tracking) if self.role.is_chief else NullTracker()

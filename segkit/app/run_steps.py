@@ -170,6 +170,7 @@ def train_dataset(run, first_epoch: int = 0, skip_batches: int = 0):
         epochs=int(tcfg.epochs),
         first_epoch=first_epoch,
         cache_dir=cfg.cache_dir,
+        progress_mode=cfg.progress,
     )
     if skip_batches:
         dataset = dataset.skip(skip_batches)
@@ -188,6 +189,7 @@ def eval_dataset(run, split: str):
         limit_batches=tcfg.limit_val_batches,
         labels=run.index.labels,
         cache_dir=run.cfg.cache_dir,
+        progress_mode=run.cfg.progress,
     )
 
 

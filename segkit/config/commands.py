@@ -14,6 +14,7 @@ from segkit.config.model import ModelConfig
 from segkit.config.ranges import ranged
 from segkit.config.tracking import TrackingConfig
 from segkit.config.trainer import TrainerConfig
+from segkit.core.progress import ProgressMode
 
 
 @dataclass
@@ -34,6 +35,8 @@ class TrainConfig:
     cache_dir: str = MISSING
     # The value `python -m segkit.train` returns to a Hydra sweeper.
     optimized_metric: str = "val/dice"
+    # Long steps: a bar on a terminal, log lines otherwise (auto); log lines (log); nothing (off).
+    progress: ProgressMode = ProgressMode.auto
 
 
 @dataclass
@@ -50,6 +53,8 @@ class InspectConfig:
     seed: int = ranged(0, ge=0, le=2**32 - 1)
     # Decode at most this many samples per split for pixel statistics; null = all of them.
     max_samples: int | None = ranged(None, ge=1)
+    # Long steps: a bar on a terminal, log lines otherwise (auto); log lines (log); nothing (off).
+    progress: ProgressMode = ProgressMode.auto
 
 
 @dataclass
@@ -73,6 +78,8 @@ class EvaluateConfig:
     run_name: str | None = None
     output_dir: str | None = None
     cache_dir: str = MISSING
+    # Long steps: a bar on a terminal, log lines otherwise (auto); log lines (log); nothing (off).
+    progress: ProgressMode = ProgressMode.auto
 
 
 @dataclass
@@ -94,3 +101,5 @@ class PredictConfig:
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
     tracking: TrackingConfig = MISSING
     cache_dir: str = MISSING
+    # Long steps: a bar on a terminal, log lines otherwise (auto); log lines (log); nothing (off).
+    progress: ProgressMode = ProgressMode.auto

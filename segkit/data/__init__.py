@@ -35,12 +35,14 @@ def build_index(cfg: DictConfig, cache_dir=None) -> DatasetIndex:
 
 
 def load_index(
-    cfg: DictConfig, cache_dir=None, report_file=None
+    cfg: DictConfig, cache_dir=None, report_file=None, progress_mode: str = "off"
 ) -> tuple[DatasetIndex, ValidationReport]:
     """Index and validate a dataset (``cfg`` is the ``dataset`` node): what a run trains on.
+
+    ``progress_mode`` is how the validation reports progress (the commands' ``progress``).
 
     Raises:
         ConfigError, DataError: as ``build_index`` and ``validate_dataset``.
     """
     index = build_index(cfg, cache_dir)
-    return index, validate_dataset(index, cfg, cache_dir, report_file)
+    return index, validate_dataset(index, cfg, cache_dir, report_file, progress_mode)

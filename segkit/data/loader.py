@@ -4,7 +4,8 @@
 element, from several threads at once. The deterministic part (decode, resize or letterbox, or
 the rescale before a crop) can be cached in memory or on disk; the random part (crop,
 augmentation) is seeded per element from (run seed, epoch, sample index), so a run with the same
-seed sees the same batches whatever the thread timing.
+seed sees the same batches whatever the thread timing. ``SampleLoader.fill`` decodes the samples
+missing from a disk cache before the pipeline starts, in parallel and with progress reported.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import hashlib
 import json
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +23,7 @@ from omegaconf import DictConfig
 
 from segkit.config.values import option_value
 from segkit.core.atomic import replacing
+from segkit.core.progress import ProgressMode, progress
 from segkit.data import geometry
 from segkit.data.augment import SeededTransform, build_transforms, element_seed
 from segkit.data.decode import decode_sample, header_size
@@ -98,6 +101,31 @@ class SampleLoader:
             self.cache.put(sample, image, mask)
         return image, mask
 
+    def fill(self, count: int | None = None, progress_mode: str = ProgressMode.off) -> int:
+        """Decode into the disk cache those of the first ``count`` samples (None: all) that it
+        lacks, so that the first epoch reads the cache; returns how many were decoded.
+
+        A no-op unless ``dataset.cache=disk``. Samples are decoded by a thread pool (the
+        decoders release the GIL); progress is reported as ``progress_mode`` says. A failed
+        write (a full disk) ends the pass: the pipeline then decodes the rest as it goes.
+        """
+        cache = self.cache
+        if not isinstance(cache, DiskCache):
+            return 0
+        first = self.samples if count is None else self.samples[:count]
+        missing = [i for i, sample in enumerate(first) if not cache.has(sample)]
+        if not missing:
+            return 0
+        with ThreadPoolExecutor() as pool:
+            loaded = pool.map(lambda i: self.load(i) and None, missing)  # keep no arrays
+            for _ in progress(
+                loaded, desc="filling the disk cache", mode=progress_mode, total=len(missing)
+            ):
+                if not cache.writable:
+                    pool.shutdown(cancel_futures=True)
+                    break
+        return len(missing)
+
     def _settings(self) -> dict:
         """Everything the deterministic part depends on besides the files themselves."""
         return {
@@ -153,6 +181,13 @@ class DiskCache:
                 return data["image"], data["mask"]
         except (OSError, ValueError, KeyError):
             return None
+
+    def has(self, sample: Sample) -> bool:
+        """Whether the sample has a cache file (not read: ``get`` tells a readable one)."""
+        try:
+            return self._path(sample).is_file()
+        except OSError:  # a sample file vanished: loading it will say so
+            return False
 
     def put(self, sample: Sample, image: np.ndarray, mask: np.ndarray) -> None:
         """Write a pair atomically; after a failed write (a full disk), nothing more."""

@@ -19,6 +19,7 @@ import os
 import tensorflow as tf
 from omegaconf import DictConfig
 
+from segkit.core.progress import ProgressMode
 from segkit.data import labels as label_maps
 from segkit.data.index import Sample
 from segkit.data.labels import LabelMap
@@ -40,6 +41,7 @@ def make_dataset(
     epochs: int = 1,
     first_epoch: int = 0,
     cache_dir: str | os.PathLike | None = None,
+    progress_mode: str = ProgressMode.off,
 ) -> tf.data.Dataset:
     """Batches of ``(image float32 [B,S,S,C] in [0,1], mask uint8 [B,S,S,1])``.
 
@@ -56,7 +58,8 @@ def make_dataset(
         epochs: epochs a training dataset holds (fit it with ``steps_per_epoch``).
         first_epoch: the first of them (a later training phase starts mid-run): the dataset
             holds epochs ``first_epoch`` to ``epochs - 1``.
-        cache_dir: where ``dataset.cache=disk`` keeps decoded samples.
+        cache_dir: where ``dataset.cache=disk`` keeps decoded samples; those it lacks are
+            decoded into it first, reporting progress as ``progress_mode`` says.
     """
     if not samples:
         raise ValueError("make_dataset needs at least one sample")
@@ -69,8 +72,10 @@ def make_dataset(
         seed=seed,
         cache_dir=cache_dir,
     )
-    load = _load_function(loader)
     n = len(samples)
+    limited = not training and limit_batches is not None  # reads only its first samples
+    loader.fill(limit_batches * batch_size if limited else None, progress_mode)
+    load = _load_function(loader)
     if training:
         per_batch = min(batch_size, n)
         ds = _training_elements(n, per_batch, seed, limit_batches, first_epoch, epochs)

@@ -29,6 +29,7 @@ from omegaconf import DictConfig
 
 from segkit.config.values import option_value
 from segkit.core.errors import DataError
+from segkit.core.progress import ProgressMode, progress
 from segkit.data.decode import check_file_end, decode_sample, header_size, size_mismatch
 from segkit.data.fingerprint import fingerprint
 from segkit.data.index import DatasetIndex, Sample, summarise
@@ -64,6 +65,7 @@ def validate_dataset(
     dataset: DictConfig,
     cache_dir: str | os.PathLike | None = None,
     report_file: str | os.PathLike | None = None,
+    progress_mode: str = ProgressMode.off,
 ) -> ValidationReport:
     """Check every sample of ``index`` as deep as ``dataset.validate`` says.
 
@@ -73,6 +75,7 @@ def validate_dataset(
         cache_dir: where successful validations are remembered; None remembers nothing.
         report_file: where the full list of problems is written when there are more than a
             one-line message shows.
+        progress_mode: how the scan reports progress (the commands' ``progress`` setting).
 
     Raises:
         DataError: one line: how many problems, the first few (each naming its file), and
@@ -92,7 +95,9 @@ def validate_dataset(
     marker = _marker(cache_dir, mode, index.labels, int(dataset.channels), samples)
     cached = marker is not None and marker.exists()
     if mode != "off" and not cached:
-        problems += scan(samples, index.labels, int(dataset.channels), mode == "full")
+        desc = f"validating {dataset.name} ({mode})"
+        channels, full = int(dataset.channels), mode == "full"
+        problems += scan(samples, index.labels, channels, full, progress_mode, desc)
     if problems:
         raise DataError(_message(problems, report_file))
     if marker is not None and mode != "off":
@@ -106,11 +111,20 @@ def validate_dataset(
     return report
 
 
-def scan(samples: list[Sample], labels: LabelMap, channels: int, full: bool) -> list[str]:
-    """Problems of every sample (at most ``MAX_PROBLEMS``), in sample order."""
+def scan(
+    samples: list[Sample],
+    labels: LabelMap,
+    channels: int,
+    full: bool,
+    progress_mode: str = ProgressMode.off,
+    desc: str = "validating",
+) -> list[str]:
+    """Problems of every sample (at most ``MAX_PROBLEMS``), in sample order; progress is
+    reported as ``progress_mode`` says, under ``desc``."""
     problems: list[str] = []
     with ThreadPoolExecutor() as pool:
-        for found in pool.map(lambda s: check_sample(s, labels, channels, full), samples):
+        checked = pool.map(lambda s: check_sample(s, labels, channels, full), samples)
+        for found in progress(checked, desc=desc, total=len(samples), mode=progress_mode):
             problems += found
             if len(problems) >= MAX_PROBLEMS:
                 pool.shutdown(cancel_futures=True)

@@ -24,6 +24,7 @@ import numpy as np
 
 from segkit.config.inference import PostprocessConfig
 from segkit.core.naming import class_names, metric_name, per_class_scores
+from segkit.core.progress import ProgressMode, progress
 from segkit.core.scores import SCORES, scores_numpy
 from segkit.data.decode import header_size, read_image, read_mask
 from segkit.data.index import Sample
@@ -104,6 +105,7 @@ def evaluate_split(
     output_dir: Path,
     prefix: str,
     gallery: int = 4,
+    progress_mode: str = ProgressMode.off,
 ) -> Evaluation:
     """Evaluate ``samples`` at their original resolution; write the CSV, JSON and figures.
 
@@ -116,6 +118,7 @@ def evaluate_split(
         output_dir: where ``per_image.csv``, ``metrics.json`` and ``figures/`` go.
         prefix: the split name the scores are logged under (``test`` -> ``test/dice``).
         gallery: how many best and worst images the gallery shows.
+        progress_mode: how the loop over the images reports progress (``progress`` key).
     """
     num_classes = int(dataset.num_classes)
     names = class_names(dataset)
@@ -125,7 +128,7 @@ def evaluate_split(
     results: list[ImageResult] = []
     image_matrices: list[np.ndarray] = []
     kept = _Gallery(gallery)
-    for sample in samples:
+    for sample in progress(samples, desc=f"evaluating {prefix}", mode=progress_mode):
         image, truth, probs, predicted = _predict_sample(sample, labels, dataset, predictor, post)
         image_matrix = challenge.confusion(truth, predicted, num_classes, int(dataset.ignore_index))
         matrix += image_matrix

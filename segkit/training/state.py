@@ -41,6 +41,7 @@ MAY_CHANGE = (
     "resume",
     "cache_dir",
     "trainer.verbose",
+    "progress",
     "dataset.validate",
     "tracking.server_timeout",
     "tracking.parent_run_id",  # a sweep job rerun under a new sweep
