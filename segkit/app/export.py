@@ -54,10 +54,20 @@ def export(cfg: DictConfig) -> dict:
     formats.check_available(fmt)
     output = Path(str(cfg.output)).expanduser().resolve()
     check_output(output, bool(cfg.overwrite))
-    with tempfile.TemporaryDirectory() as workdir:  # downloads; the model is then in memory
+    # The run's downloaded config and split files are read until the export is in place.
+    with tempfile.TemporaryDirectory() as workdir:
         source = model_source.resolve(
             cfg.model_path, cfg.run_id, str(cfg.tracking.uri), Path(workdir)
         )
+        record = _export(cfg, fmt, source, output)
+    log.info("exported %s (%s) to %s", source.description, fmt, output)
+    if source.run_id and cfg.log_to_run and cfg.tracking.enabled:
+        _log_to_run(str(cfg.tracking.uri), source.run_id, output, fmt)
+    return record
+
+
+def _export(cfg: DictConfig, fmt: str, source: model_source.ModelSource, output: Path) -> dict:
+    """Stage, check and describe the export, then rename it to ``output``; the metadata."""
     dataset = run_dataset(cfg, source)
     size, channels = int(source.model.input_shape[1]), int(source.model.input_shape[-1])
     policy = fit_policy(cfg, dataset, size)
@@ -73,9 +83,6 @@ def export(cfg: DictConfig) -> dict:
         _put_in_place(stage, output)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
-    log.info("exported %s (%s) to %s", source.description, fmt, output)
-    if source.run_id and cfg.log_to_run and cfg.tracking.enabled:
-        _log_to_run(str(cfg.tracking.uri), source.run_id, output, fmt)
     return record
 
 
