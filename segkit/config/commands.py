@@ -1,8 +1,9 @@
-"""The root schemas of the commands: train, inspect, evaluate, predict."""
+"""The root schemas of the commands: train, inspect, evaluate, predict, export."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from omegaconf import MISSING
@@ -103,3 +104,51 @@ class PredictConfig:
     cache_dir: str = MISSING
     # Long steps: a bar on a terminal, log lines otherwise (auto); log lines (log); nothing (off).
     progress: ProgressMode = ProgressMode.auto
+
+
+class ExportFormat(StrEnum):
+    """What ``python -m segkit.export`` writes (``segkit.app.export_formats``)."""
+
+    saved_model = "saved_model"
+    tflite = "tflite"
+    onnx = "onnx"
+
+
+@dataclass
+class ParityConfig:
+    """The check of an export against the Keras model it came from, on real images."""
+
+    # Largest allowed |p_keras - p_export| over every probability of every image.
+    max_abs_diff: float = ranged(1e-4, ge=0)
+    # Smallest allowed fraction of pixels with the same label (threshold or argmax).
+    min_agreement: float = ranged(0.999, ge=0, le=1)
+    # Images compared (the first ones of the split or folder).
+    max_images: int = ranged(16, ge=1)
+    batch_size: int = ranged(8, ge=1)
+
+
+@dataclass
+class ExportConfig:
+    """``python -m segkit.export``: a trained model as a SavedModel, TFLite or ONNX file."""
+
+    run_id: str | None = None
+    model_path: str | None = None
+    format: ExportFormat = ExportFormat.saved_model
+    output: str = MISSING
+    # Replace a previous export in ``output`` (a folder without segkit_export.json is never
+    # replaced).
+    overwrite: bool = False
+    # Real images for the parity check (a folder or one file); the run's split when null.
+    images: str | None = None
+    split: str = "val"
+    # Where the run's dataset is on this machine, when not where the run found it.
+    dataset_root: str | None = None
+    # Without a run's config: the resize policy that fits an image to the model's input.
+    resize: ResizePolicy = ResizePolicy.resize
+    # The binary foreground threshold recorded for consumers (softmax models use argmax).
+    threshold: float = ranged(0.5, gt=0, lt=1)
+    parity: ParityConfig = field(default_factory=ParityConfig)
+    # Also log the export to the training run (artifacts exports/<format>/) when there is one.
+    log_to_run: bool = True
+    tracking: TrackingConfig = MISSING
+    cache_dir: str = MISSING

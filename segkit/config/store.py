@@ -12,7 +12,13 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
 from segkit.config.augment import AUGMENT_SCHEMAS
-from segkit.config.commands import EvaluateConfig, InspectConfig, PredictConfig, TrainConfig
+from segkit.config.commands import (
+    EvaluateConfig,
+    ExportConfig,
+    InspectConfig,
+    PredictConfig,
+    TrainConfig,
+)
 from segkit.config.dataset import DATASET_SCHEMAS
 from segkit.config.model import MODEL_SCHEMAS
 from segkit.config.tracking import TrackingConfig
@@ -33,6 +39,7 @@ COMMANDS = {
     "inspect": InspectConfig,
     "evaluate": EvaluateConfig,
     "predict": PredictConfig,
+    "export": ExportConfig,
 }
 
 
