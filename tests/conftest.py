@@ -22,10 +22,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402  (after the log level)
 
-from helpers import TINY, free_port  # noqa: E402
+from helpers import TINY, copy_store, free_port  # noqa: E402
 from segkit.config.store import register_configs  # noqa: E402
 from segkit.core.errors import ConfigError  # noqa: E402
 from segkit.data.formats.synthetic import ensure_synthetic  # noqa: E402
+from segkit.tracking.local_store import ensure_local_store  # noqa: E402
 from segkit.tracking.store import check_server  # noqa: E402
 
 LOGICAL_CPUS = 2
@@ -93,14 +94,33 @@ def mlflow_server(tmp_path_factory) -> Iterator[str]:
         log.close()
 
 
+@pytest.fixture(scope="session")
+def store_template(tmp_path_factory) -> Path:
+    """An empty MLflow SQLite store, made once per session by segkit's own creation path.
+
+    Creating a store runs MLflow's schema migrations, about 3 s of CPU each time; tests that
+    only need an empty store copy this one (``fresh_store``). Creating stores is tested in
+    test_local_store.py.
+    """
+    path = tmp_path_factory.mktemp("store_template") / "mlflow.db"
+    ensure_local_store(f"sqlite:///{path}")
+    return path
+
+
 @pytest.fixture
-def smoke_overrides(tmp_path, cache_dir) -> list[str]:
+def fresh_store(tmp_path, store_template) -> str:
+    """The URI of an empty MLflow store at ``tmp_path/mlflow.db`` (a copy of the template)."""
+    return copy_store(store_template, tmp_path)
+
+
+@pytest.fixture
+def smoke_overrides(tmp_path, cache_dir, fresh_store) -> list[str]:
     """Overrides for a seconds-long run, logging to a fresh SQLite store in ``tmp_path``."""
     return [
         "trainer=smoke",
         *TINY,
         f"cache_dir={cache_dir}",
         f"output_dir={tmp_path / 'run'}",
-        f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}",
+        f"tracking.uri={fresh_store}",
         f"tracking.artifact_location={tmp_path / 'artifacts'}",
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -126,6 +127,15 @@ def wait_for_metrics(db: Path, timeout: float = 120) -> bool:
                 pass  # the tables are being created
         time.sleep(0.5)
     return False
+
+
+def copy_store(template: Path, folder: Path) -> str:
+    """Copy the session's empty MLflow store (conftest ``store_template``) to
+    ``folder/mlflow.db``; returns its URI."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / "mlflow.db"
+    shutil.copyfile(template, target)
+    return f"sqlite:///{target}"
 
 
 def free_port() -> int:

@@ -95,6 +95,7 @@ def test_smoke_run_logs_a_finished_run_with_metrics_params_and_artifacts(smoke_o
 
 
 def test_tracking_none_trains_and_logs_nothing(smoke_overrides, tmp_path):
+    (tmp_path / "mlflow.db").unlink()  # the empty store smoke_overrides provides
     results = train(compose_config([*smoke_overrides, "tracking=none"]))
     assert "val/dice" in results
     assert not (tmp_path / "mlflow.db").exists()
