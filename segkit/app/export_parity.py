@@ -22,7 +22,7 @@ from segkit.core.scores import labels_from_probabilities
 from segkit.data import load_index
 from segkit.data.decode import header_size, read_image
 from segkit.data.geometry import Policy, fit_image, request
-from segkit.data.index import is_image
+from segkit.data.index import image_files
 from segkit.evaluation import model_source
 from segkit.evaluation.inference import whole_image_policy
 
@@ -48,7 +48,8 @@ def parity_images(
     """
     limit = int(cfg.parity.max_images)
     if cfg.images:
-        files, where = _image_files(Path(str(cfg.images)).expanduser(), limit), str(cfg.images)
+        files = image_files(Path(str(cfg.images)).expanduser(), "images")[:limit]
+        where = str(cfg.images)
         pages: list[int | None] = [None] * len(files)
     elif dataset is not None:
         index, _ = load_index(dataset, cfg.cache_dir)
@@ -88,19 +89,6 @@ def fit_policy(cfg: DictConfig, dataset: DictConfig | None, size: int) -> Policy
     if dataset is not None and int(dataset.image_size) == size:
         return Policy.from_config(dataset)
     return Policy(option_value(cfg.resize), size)
-
-
-def _image_files(path: Path, limit: int) -> list[Path]:
-    if path.is_file():
-        if not is_image(path):
-            raise DataError(f"images={path}: not an image file")
-        return [path]
-    if not path.is_dir():
-        raise DataError(f"images={path}: no such file or folder")
-    files = [p for p in sorted(path.iterdir()) if is_image(p)][:limit]
-    if not files:
-        raise DataError(f"images={path}: no images in the folder")
-    return files
 
 
 def _fitted(path: str, page: int | None, channels: int, policy: Policy) -> np.ndarray:

@@ -22,7 +22,7 @@ from segkit.core.progress import progress
 from segkit.core.scores import classes_of_output
 from segkit.data.decode import header_size, read_image
 from segkit.data.geometry import Policy
-from segkit.data.index import is_image
+from segkit.data.index import image_files
 from segkit.evaluation import model_source
 from segkit.evaluation.figures import label_colours
 from segkit.evaluation.inference import Predictor
@@ -145,15 +145,7 @@ def _new_file(path: Path, overwrite: bool) -> Iterator[Path]:
 
 
 def _input_images(path: Path) -> list[Path]:
-    if path.is_file():
-        if not is_image(path):
-            raise DataError(f"input={path}: not an image file")
-        return [path]
-    if not path.is_dir():
-        raise DataError(f"input={path}: no such file or folder")
-    images = [p for p in sorted(path.iterdir()) if is_image(p)]
-    if not images:
-        raise DataError(f"input={path}: no images in the folder")
+    images = image_files(path, "input")
     stems = [p.stem for p in images]
     duplicates = sorted({s for s in stems if stems.count(s) > 1})
     if duplicates:

@@ -182,6 +182,25 @@ def is_image(path: Path) -> bool:
     )
 
 
+def image_files(path: Path, key: str) -> list[Path]:
+    """The image ``path`` names, or the images of the folder it names, sorted.
+
+    Raises:
+        DataError: ``path`` is not an image, does not exist or holds no image; the message
+            names it as ``key`` (``input=...``).
+    """
+    if path.is_file():
+        if not is_image(path):
+            raise DataError(f"{key}={path}: not an image file")
+        return [path]
+    if not path.is_dir():
+        raise DataError(f"{key}={path}: no such file or folder")
+    images = [p for p in sorted(path.iterdir()) if is_image(p)]
+    if not images:
+        raise DataError(f"{key}={path}: no images in the folder")
+    return images
+
+
 def _by_stem(folder: Path, suffix: str) -> dict[str, Path]:
     """Image files of ``folder`` by stem, less ``suffix``; files without the suffix are skipped."""
     found = {}
